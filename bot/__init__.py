@@ -1,0 +1,1 @@
+"""Föreningslotsen: wiring, configuration and the command line."""

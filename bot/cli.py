@@ -1,0 +1,241 @@
+"""The `concierge` command line: thin over the same services the bot uses."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from knowledge.evaluation import QuestionSetInvalid, describe_miss, evaluate, load_questions
+from knowledge.loading import (
+    Routing,
+    default_cache_dir,
+    default_knowledge_path,
+    default_rules_path,
+    load_routing,
+    load_table,
+)
+from knowledge.rules import RulesInvalid
+
+_RULES_OPTION = click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Routing table (default: $RULES_PATH, else ./routing_rules.yaml).",
+)
+_KNOWLEDGE_OPTION = click.option(
+    "--knowledge",
+    "knowledge_path",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Knowledge base folder (default: $KNOWLEDGE_PATH, else the shipped articles).",
+)
+
+
+def _load(rules_path: Path | None, knowledge_path: Path | None) -> Routing:
+    try:
+        return load_routing(rules_path, knowledge_path, cache_dir=default_cache_dir())
+    except RulesInvalid as exc:
+        _fail_invalid(exc)
+
+
+def _fail_invalid(exc: RulesInvalid) -> NoReturn:
+    click.echo(f"The routing table cannot be used ({len(exc.errors)} problem(s)):", err=True)
+    for error in exc.errors:
+        click.echo(f"  {error}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens (to stderr).")
+def main(verbose: bool) -> None:
+    """Föreningslotsen: routes association questions to the right place in the city."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # Bot API URLs contain the token; httpx logs them at INFO.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+@main.command()
+@_RULES_OPTION
+@_KNOWLEDGE_OPTION
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
+@click.argument("questions", nargs=-1)
+def route(
+    rules_path: Path | None, knowledge_path: Path | None, as_json: bool, questions: tuple[str, ...]
+) -> None:
+    """Route the QUESTIONS given, or one question a line from stdin."""
+    routing = _load(rules_path, knowledge_path)
+    source = questions or (line.rstrip("\n") for line in sys.stdin)
+    for question in source:
+        decision = routing.router.route(question)
+        if as_json:
+            click.echo(json.dumps(decision.to_json(), ensure_ascii=False))
+            continue
+        if decision.action == "answer":
+            head = f"answer → {decision.department} ({decision.score:.2f})"
+            if decision.article:
+                head += f" · article {decision.article}"
+        elif decision.action == "clarify":
+            head = "clarify → " + ", ".join(
+                f"{c.department} ({c.score:.2f})" for c in decision.candidates
+            )
+        else:
+            head = "escalate → coordinator"
+        click.echo(f"{question}\n  {head}\n  why: {decision.explanation}")
+
+
+@main.group()
+def rules() -> None:
+    """Check and explain the routing table."""
+
+
+@rules.command("check")
+@click.argument(
+    "path", required=False, type=click.Path(path_type=Path, dir_okay=False), default=None
+)
+@_KNOWLEDGE_OPTION
+def rules_check(path: Path | None, knowledge_path: Path | None) -> None:
+    """Validate the routing table and the knowledge base; exit 1 with every error."""
+    path = path or default_rules_path()
+    try:
+        table, knowledge = load_table(path, knowledge_path or default_knowledge_path())
+    except RulesInvalid as exc:
+        _fail_invalid(exc)
+    examples = sum(len(rule.examples) for rule in table.rules)
+    to_verify = [d.id for d in table.departments if d.contact.example]
+    click.echo(
+        f"{path}: OK — {len(table.departments)} departments, {len(table.rules)} rules, "
+        f"{examples} examples, {len(knowledge.articles)} articles"
+    )
+    if to_verify:
+        click.echo(
+            f"  contact details marked as examples (verify before launch): {', '.join(to_verify)}"
+        )
+    facts = sum(len(a.meta.verify) for a in knowledge.articles.values())
+    if facts:
+        click.echo(f"  facts in articles marked for the city to verify: {facts}")
+
+
+@rules.command("explain")
+@_RULES_OPTION
+@_KNOWLEDGE_OPTION
+@click.argument("question")
+def rules_explain(rules_path: Path | None, knowledge_path: Path | None, question: str) -> None:
+    """Show, per candidate department, why QUESTION scored as it did."""
+    routing = _load(rules_path, knowledge_path)
+    decision, candidates = routing.router.explain(question)
+    click.echo(
+        f"Decision: {decision.action}"
+        + (f" → {decision.department}" if decision.department else "")
+        + f" ({decision.score:.2f}); {decision.explanation}"
+    )
+    thresholds = routing.table.thresholds
+    click.echo(
+        f"Thresholds: answer ≥ {thresholds.answer} (lead ≥ {thresholds.answer_margin}), "
+        f"clarify ≥ {thresholds.clarify}"
+    )
+    for candidate in candidates:
+        click.echo(
+            f"\n{candidate.department}: score {candidate.score:.3f} = √(learned "
+            f"{candidate.probability:.3f} × nearest {candidate.similarity:.3f})"
+            + (" + keyword bonus" if candidate.keywords else "")
+        )
+        if candidate.rule:
+            click.echo(f"  rule: {candidate.rule}")
+        if candidate.nearest_example:
+            click.echo(f"  nearest example: {candidate.nearest_example}")
+        if candidate.keywords:
+            click.echo(f"  keywords found: {', '.join(candidate.keywords)}")
+        if candidate.words:
+            click.echo(
+                "  words that pulled toward it: "
+                + ", ".join(f"{word} ({weight:+.2f})" for word, weight in candidate.words)
+            )
+
+
+_BARS = {
+    "correct": ("--min-correct", "at least"),
+    "helped": ("--min-helped", "at least"),
+    "answer_precision": ("--min-precision", "at least"),
+    "oos_recall": ("--min-oos-recall", "at least"),
+    "wrong_answers": ("--max-wrong", "at most"),
+}
+
+
+@main.command("eval")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@_RULES_OPTION
+@_KNOWLEDGE_OPTION
+@click.option("--min-correct", type=float, default=None, help="Fail below this share correct.")
+@click.option("--min-helped", type=float, default=None, help="Fail below this share helped.")
+@click.option("--min-precision", type=float, default=None, help="Fail below this precision.")
+@click.option("--min-oos-recall", type=float, default=None, help="Fail below this OOS recall.")
+@click.option("--max-wrong", type=float, default=None, help="Fail above this wrong-answer rate.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def eval_command(
+    file: Path,
+    rules_path: Path | None,
+    knowledge_path: Path | None,
+    min_correct: float | None,
+    min_helped: float | None,
+    min_precision: float | None,
+    min_oos_recall: float | None,
+    max_wrong: float | None,
+    as_json: bool,
+) -> None:
+    """Score the router on FILE (JSON lines of {"text", "expect"}); list the misses."""
+    routing = _load(rules_path, knowledge_path)
+    try:
+        questions = load_questions(file)
+    except QuestionSetInvalid as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    figures = evaluate(questions, routing.router.route)
+    values = figures.as_dict()
+    bars = {
+        "correct": min_correct,
+        "helped": min_helped,
+        "answer_precision": min_precision,
+        "oos_recall": min_oos_recall,
+        "wrong_answers": max_wrong,
+    }
+    failed = [
+        name
+        for name, bar in bars.items()
+        if bar is not None
+        and (values[name] > bar if name == "wrong_answers" else values[name] < bar)
+    ]
+    if as_json:
+        click.echo(json.dumps({"n": figures.total, **values, "failed": failed}))
+    else:
+        misses = [o for o in figures.outcomes if not o.correct]
+        if misses:
+            click.echo(f"Not correct ({len(misses)}):")
+            for outcome in misses:
+                click.echo("  " + describe_miss(outcome))
+            click.echo()
+        counts = figures.action_counts()
+        click.echo(
+            f"{file}: {figures.total} questions — answer {counts['answer']}, "
+            f"clarify {counts['clarify']}, escalate {counts['escalate']}"
+        )
+        click.echo(
+            "correct {correct:.3f} | helped {helped:.3f} | answer precision "
+            "{answer_precision:.3f} | out-of-scope recall {oos_recall:.3f} | wrong answers "
+            "{wrong_answers:.3f}".format(**values)
+        )
+        for name in failed:
+            option, relation = _BARS[name]
+            click.echo(
+                f"FAILED: {name} {values[name]:.3f} is not {relation} {bars[name]} ({option})"
+            )
+    if failed:
+        sys.exit(1)

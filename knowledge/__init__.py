@@ -1,0 +1,1 @@
+"""Knowledge base, routing table and router of Föreningslotsen."""

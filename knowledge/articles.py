@@ -1,0 +1,171 @@
+"""The knowledge base: Markdown articles with YAML front matter, validated like the rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from knowledge.rules import ID_PATTERN, RuleError, RulesInvalid, _describe, parse_yaml
+
+# Telegram's message limit is 4,096 characters; an article leaves room for the contact card.
+MAX_ARTICLE_CHARS = 3000
+
+
+class ArticleMeta(BaseModel):
+    # A tag such as 112 is written without quotes; it is still a tag.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, coerce_numbers_to_str=True
+    )
+
+    id: str = Field(pattern=ID_PATTERN, max_length=64)
+    title: str = Field(min_length=1, max_length=200)
+    department: str
+    tags: tuple[str, ...] = ()
+    language: Literal["sv", "en"]
+    translation_of: str | None = None
+    verify: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Article:
+    meta: ArticleMeta
+    body: str
+    path: str
+
+    @property
+    def id(self) -> str:
+        return self.meta.id
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    articles: dict[str, Article]
+
+    def get(self, article_id: str, language: str = "sv") -> Article | None:
+        """The article in ``language`` when a translation exists, else the original."""
+        if language != "sv":
+            for article in self.articles.values():
+                if article.meta.translation_of == article_id and article.meta.language == language:
+                    return article
+        return self.articles.get(article_id)
+
+    @property
+    def ids(self) -> set[str]:
+        return set(self.articles)
+
+
+def parse_article(text: str, file: str) -> Article:
+    """Parse one article; raise ``RulesInvalid`` naming the file and line of each problem."""
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "---":
+        raise RulesInvalid(
+            [
+                RuleError(
+                    file,
+                    1,
+                    "an article must start with a '---' line and "
+                    "its front matter (id, title, department, tags, language)",
+                )
+            ]
+        )
+    try:
+        end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
+    except StopIteration:
+        raise RulesInvalid(
+            [RuleError(file, 1, "the front matter is not closed; add a '---' line after it")]
+        ) from None
+    data, line_map = parse_yaml("\n".join(lines[1:end]), file)
+    if not isinstance(data, dict):
+        raise RulesInvalid([RuleError(file, 2, "the front matter must be 'key: value' lines")])
+    try:
+        meta = ArticleMeta.model_validate(data)
+    except ValidationError as exc:
+        raise RulesInvalid(
+            [
+                RuleError(file, (line_map.line_of(tuple(e["loc"])) or 0) + 1, _describe(dict(e)))
+                for e in exc.errors()
+            ]
+        ) from None
+    body = "\n".join(lines[end + 1 :]).strip()
+    if not body:
+        raise RulesInvalid(
+            [RuleError(file, end + 2, "the article has no text after the front matter; write it")]
+        )
+    if len(body) > MAX_ARTICLE_CHARS:
+        raise RulesInvalid(
+            [
+                RuleError(
+                    file,
+                    end + 2,
+                    f"the article is {len(body)} characters; "
+                    f"shorten it to at most {MAX_ARTICLE_CHARS}",
+                )
+            ]
+        )
+    if Path(file).stem != meta.id:
+        raise RulesInvalid(
+            [
+                RuleError(
+                    file,
+                    (line_map.line_of(("id",)) or 0) + 1,
+                    f"the id '{meta.id}' must match the file name "
+                    f"'{Path(file).stem}'; rename one of them",
+                )
+            ]
+        )
+    return Article(meta=meta, body=body, path=file)
+
+
+def load_knowledge(directory: Path) -> KnowledgeBase:
+    """Load every ``*.md`` below ``directory``; all errors of all files are raised together."""
+    knowledge, errors = collect_knowledge(directory)
+    if errors:
+        raise RulesInvalid(errors)
+    return knowledge
+
+
+def collect_knowledge(directory: Path) -> tuple[KnowledgeBase, list[RuleError]]:
+    """The valid articles below ``directory`` and the errors of the others."""
+    errors: list[RuleError] = []
+    articles: dict[str, Article] = {}
+    if not directory.is_dir():
+        return KnowledgeBase(articles={}), [
+            RuleError(
+                str(directory), None, "the knowledge folder does not exist; check KNOWLEDGE_PATH"
+            )
+        ]
+    for path in sorted(directory.rglob("*.md")):
+        if path.name.lower() == "readme.md":
+            continue
+        try:
+            article = parse_article(path.read_text(encoding="utf-8"), str(path))
+        except RulesInvalid as exc:
+            errors.extend(exc.errors)
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.append(RuleError(str(path), None, f"cannot read the file as UTF-8 ({exc})"))
+            continue
+        if article.id in articles:
+            errors.append(
+                RuleError(
+                    str(path),
+                    2,
+                    f"article id '{article.id}' is also used by "
+                    f"{articles[article.id].path}; rename one",
+                )
+            )
+        articles[article.id] = article
+    for article in articles.values():
+        meta = article.meta
+        if meta.translation_of is not None and meta.translation_of not in articles:
+            errors.append(
+                RuleError(
+                    article.path,
+                    None,
+                    f"translation_of '{meta.translation_of}' names no article; fix the id",
+                )
+            )
+    return KnowledgeBase(articles=articles), errors

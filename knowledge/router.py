@@ -1,0 +1,613 @@
+"""The router: from a member's question to `answer`, `clarify` or `escalate`.
+
+The index is built once per routing table (``Router.build``). Every rule's examples and keywords
+become documents; each document is analysed (``knowledge.text``) into TF-IDF features. Two
+signals score a department:
+
+* a learned weighting: a multinomial logistic regression over the documents, trained at build time
+  (deterministic: zero start, full batch, fixed steps), which learns which words matter for which
+  department;
+* the nearest document (cosine similarity), which says how close the question is to anything the
+  table knows — the guard against confident answers to questions nobody wrote a rule for.
+
+A department's score is the geometric mean of the two, plus a bonus when a rule's keyword is in the
+question. Requests for a person and follow-ups on a case always escalate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+from rapidfuzz import fuzz
+
+from knowledge.rules import Department, RoutingTable
+from knowledge.text import STOPWORDS, Analyzer, Vocabulary, fold, stems, words
+
+logger = logging.getLogger(__name__)
+
+Action = Literal["answer", "clarify", "escalate"]
+ESCALATE_CLASS = "escalate"
+# Bumped whenever analysis or training changes, so cached weights of an older router are not used.
+MODEL_VERSION = "1"
+
+_CASE_REFERENCE = re.compile(
+    r"\bf-\d{4}-\d{2,}\b"
+    r"|\b(?:arende\w*|diarienummer|dnr|case|referens\w*|ref|ansokan)\W{0,3}"
+    r"(?:nr|nummer|number|no)?\W{0,3}[a-z]{0,3}-?\d[\d\-/]{2,}"
+)
+
+
+@dataclass(frozen=True)
+class RouterOptions:
+    """Switches for each analysis step, so that the benchmarks can measure what each one adds."""
+
+    char_ngrams: bool = True
+    repair: bool = True
+    learned: bool = True
+    keyword_bonus: float = 0.15
+    coverage_power: float = 1.0
+    train_steps: int = 60
+    learning_rate: float = 0.2
+    l2: float = 1e-5
+
+
+@dataclass(frozen=True)
+class Candidate:
+    department: str
+    score: float
+    rule: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    department: str | None
+    score: float
+    candidates: tuple[Candidate, ...]
+    rule: str | None
+    article: str | None
+    explanation: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "department": self.department,
+            "score": round(self.score, 4),
+            "candidates": [
+                {"department": c.department, "score": round(c.score, 4)} for c in self.candidates
+            ],
+            "rule": self.rule,
+            "article": self.article,
+            "explanation": self.explanation,
+        }
+
+
+@dataclass(frozen=True)
+class CandidateExplanation:
+    """Why one department scored as it did, for `concierge rules explain`."""
+
+    department: str
+    score: float
+    probability: float
+    similarity: float
+    rule: str | None
+    nearest_example: str | None
+    keywords: tuple[str, ...]
+    words: tuple[tuple[str, float], ...]
+
+
+@dataclass
+class _Scores:
+    departments: list[str]
+    combined: np.ndarray
+    probability: np.ndarray
+    similarity: np.ndarray
+    best_doc: np.ndarray
+    keyword_hits: dict[str, list[str]] = field(default_factory=dict)
+    query: sp.csr_matrix | None = None
+
+
+class Router:
+    """A routing table compiled for fast, deterministic routing. Immutable once built."""
+
+    def __init__(
+        self,
+        table: RoutingTable,
+        options: RouterOptions,
+        analyzer: Analyzer,
+        feature_index: dict[str, int],
+        idf: np.ndarray,
+        documents: sp.csr_matrix,
+        doc_texts: list[str],
+        doc_rules: list[str | None],
+        doc_class: np.ndarray,
+        classes: list[str],
+        weights: np.ndarray,
+        bias: np.ndarray,
+    ) -> None:
+        self.table = table
+        self.options = options
+        self._analyzer = analyzer
+        self._feature_index = feature_index
+        self._feature_names = {index: name for name, index in feature_index.items()}
+        self._idf = idf
+        self._max_idf = float(idf.max()) if len(idf) else 1.0
+        self._documents_t = documents.T.tocsr()
+        self._doc_texts = doc_texts
+        self._doc_rules = doc_rules
+        self._classes = classes
+        self._weights = weights
+        self._bias = bias
+        self._rules = {rule.id: rule for rule in table.rules}
+        # Documents are grouped by class so that "best document per class" is one reduceat.
+        self._class_starts = np.searchsorted(doc_class, np.arange(len(classes)))
+        self._keywords = self._compile_keywords(table)
+        self._outside_places = {fold(place) for place in table.escalation.outside_places}
+        self._person_phrases = [
+            (fold(phrase), [stems(w) for w in words(phrase)])
+            for phrase in table.escalation.person_phrases
+        ]
+
+    # -- building --------------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        table: RoutingTable,
+        options: RouterOptions | None = None,
+        cache_dir: Path | None = None,
+    ) -> Router:
+        """Compile ``table``; trained weights are cached in ``cache_dir`` by content hash."""
+        options = options or RouterOptions()
+        departments = [department.id for department in table.departments]
+        classes = list(departments)
+        docs: list[tuple[str, str | None, str]] = []  # (class, rule id, text)
+        for rule in table.rules:
+            docs.extend((rule.department, rule.id, text) for text in rule.examples)
+            docs.extend((rule.department, rule.id, text) for text in rule.keywords)
+        for department in table.departments:
+            docs.extend((department.id, None, name) for name in _department_names(department))
+        escalation = table.escalation
+        escalation_texts = [
+            *escalation.examples,
+            *escalation.person_phrases,
+            *escalation.out_of_scope,
+        ]
+        if escalation_texts:
+            classes.append(ESCALATE_CLASS)
+            docs.extend((ESCALATE_CLASS, None, text) for text in escalation_texts)
+        class_index = {name: index for index, name in enumerate(classes)}
+        docs.sort(key=lambda doc: class_index[doc[0]])
+
+        vocabulary = Vocabulary()
+        for _, _, text in docs:
+            for word in words(text):
+                vocabulary.add(word)
+        vocabulary.freeze()
+        analyzer = Analyzer(vocabulary, char_ngrams=options.char_ngrams)
+
+        feature_index: dict[str, int] = {}
+        rows: list[int] = []
+        cols: list[int] = []
+        values: list[float] = []
+        for row, (_, _, text) in enumerate(docs):
+            for feature, weight in analyzer.features(text, repair=False).items():
+                column = feature_index.setdefault(feature, len(feature_index))
+                rows.append(row)
+                cols.append(column)
+                values.append(weight)
+        counts = sp.csr_matrix(
+            (values, (rows, cols)), shape=(len(docs), len(feature_index)), dtype=np.float32
+        )
+        document_frequency = np.bincount(counts.indices, minlength=counts.shape[1])
+        idf = (np.log((1 + counts.shape[0]) / (1 + document_frequency)) + 1).astype(np.float32)
+        matrix = _normalise(counts.multiply(idf).tocsr())
+        doc_class = np.array([class_index[doc[0]] for doc in docs], dtype=np.int64)
+
+        weights, bias = _train(matrix, doc_class, len(classes), options, table, cache_dir)
+        return cls(
+            table=table,
+            options=options,
+            analyzer=analyzer,
+            feature_index=feature_index,
+            idf=idf,
+            documents=matrix,
+            doc_texts=[doc[2] for doc in docs],
+            doc_rules=[doc[1] for doc in docs],
+            doc_class=doc_class,
+            classes=classes,
+            weights=weights,
+            bias=bias,
+        )
+
+    def _compile_keywords(
+        self, table: RoutingTable
+    ) -> list[tuple[str, str | None, str, list[set[str]]]]:
+        """(department, rule or None, keyword, stems per word); department names count too."""
+        compiled: list[tuple[str, str | None, str, list[set[str]]]] = []
+        for rule in table.rules:
+            for keyword in rule.keywords:
+                parts = self._analyzer.content_stems(keyword)
+                if parts:
+                    compiled.append((rule.department, rule.id, keyword, parts))
+        for department in table.departments:
+            for name in _department_names(department):
+                parts = self._analyzer.content_stems(name)
+                if parts:
+                    compiled.append((department.id, None, name, parts))
+        return compiled
+
+    # -- routing ---------------------------------------------------------------------------
+
+    def route(self, question: str) -> Decision:
+        """Decide where ``question`` goes. Never raises on any text."""
+        text = question if isinstance(question, str) else ""
+        folded = fold(text[:2000])
+        if self._asks_for_person(text, folded):
+            return self._escalate(
+                0.0, (), "person_request", "asks for a person: handed to the coordinator"
+            )
+        if _CASE_REFERENCE.search(folded):
+            return self._escalate(
+                0.0, (), "case_followup", "mentions a specific case: handed to the coordinator"
+            )
+        mentioned = self._outside_places.intersection(words(text))
+        if mentioned:
+            return self._escalate(
+                0.0,
+                (),
+                "outside_place",
+                f"names {sorted(mentioned)[0].title()}, outside Helsingborg: "
+                "handed to the coordinator",
+            )
+        scores = self._score(text)
+        if scores is None:
+            return self._escalate(
+                0.0,
+                (),
+                "unreadable",
+                "no words the routing table knows: handed to the coordinator",
+            )
+        thresholds = self.table.thresholds
+        order = np.argsort(-scores.combined, kind="stable")
+        ranked = [(scores.departments[i], float(scores.combined[i]), int(i)) for i in order]
+        department_ranked = [item for item in ranked if item[0] != ESCALATE_CLASS]
+        top_name, top_score, top_index = ranked[0]
+        if top_name == ESCALATE_CLASS and top_score >= thresholds.clarify:
+            return self._escalate(
+                top_score,
+                self._candidates(department_ranked, scores, 3),
+                "escalation_example",
+                "reads like a follow-up, a complaint or something outside "
+                f"the city's business ({top_score:.2f}): handed to the "
+                "coordinator",
+            )
+        best_name, best_score, best_index = department_ranked[0]
+        runner_up = department_ranked[1][1] if len(department_ranked) > 1 else 0.0
+        if best_score >= thresholds.answer and best_score - runner_up >= thresholds.answer_margin:
+            rule_id = self._best_rule(scores, best_index)
+            rule = self._rules.get(rule_id) if rule_id else None
+            return Decision(
+                action="answer",
+                department=best_name,
+                score=best_score,
+                candidates=self._candidates(department_ranked, scores, thresholds.max_candidates),
+                rule=rule_id,
+                article=rule.article if rule else None,
+                explanation=self._because(best_name, best_index, scores),
+                reason="confident",
+            )
+        if best_score >= thresholds.clarify:
+            candidates = self._candidates(
+                [item for item in department_ranked if item[1] >= thresholds.clarify / 2],
+                scores,
+                thresholds.max_candidates,
+            )
+            if len(candidates) < 2 and len(department_ranked) > 1:
+                candidates = self._candidates(department_ranked, scores, 2)
+            if len(candidates) >= 2:
+                names = ", ".join(f"{c.department} {c.score:.2f}" for c in candidates)
+                return Decision(
+                    action="clarify",
+                    department=None,
+                    score=best_score,
+                    candidates=candidates,
+                    rule=None,
+                    article=None,
+                    explanation=f"not sure between {names}; "
+                    + self._because(best_name, best_index, scores),
+                    reason="close_call" if best_score >= thresholds.answer else "uncertain",
+                )
+        return self._escalate(
+            best_score,
+            self._candidates(department_ranked, scores, thresholds.max_candidates),
+            "low_score",
+            f"best match {best_name} scored {best_score:.2f}, below the clarify threshold "
+            f"{thresholds.clarify:.2f}: handed to the coordinator",
+        )
+
+    def rank(self, question: str) -> list[Candidate]:
+        """Every department (and the escalation class) with its score, best first."""
+        scores = self._score(question)
+        if scores is None:
+            return []
+        order = np.argsort(-scores.combined, kind="stable")
+        return [Candidate(scores.departments[i], float(scores.combined[i])) for i in order]
+
+    def explain(
+        self, question: str, limit: int = 5
+    ) -> tuple[Decision, list[CandidateExplanation]]:
+        """The decision and, per leading candidate, the numbers and words behind its score."""
+        decision = self.route(question)
+        scores = self._score(question)
+        if scores is None:
+            return decision, []
+        explanations = []
+        for index in np.argsort(-scores.combined, kind="stable")[:limit]:
+            name = scores.departments[index]
+            doc = int(scores.best_doc[index])
+            explanations.append(
+                CandidateExplanation(
+                    department=name,
+                    score=float(scores.combined[index]),
+                    probability=float(scores.probability[index]),
+                    similarity=float(scores.similarity[index]),
+                    rule=self._best_rule(scores, int(index)),
+                    nearest_example=self._doc_texts[doc] if doc >= 0 else None,
+                    keywords=tuple(scores.keyword_hits.get(name, ())),
+                    words=tuple(self._deciding_words(scores, int(index))),
+                )
+            )
+        return decision, explanations
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _asks_for_person(self, text: str, folded: str) -> bool:
+        if not self._person_phrases:
+            return False
+        query_stems: set[str] = set()
+        for word in words(text):
+            query_stems |= stems(word)
+        for phrase, phrase_stems in self._person_phrases:
+            if phrase_stems and all(not s.isdisjoint(query_stems) for s in phrase_stems):
+                return True
+            if len(phrase) >= 10 and fuzz.partial_ratio(phrase, folded) >= 92:
+                return True
+        return False
+
+    def _coverage(self, content: list[tuple[str, float]]) -> float:
+        """IDF-weighted share of the question's content words that the table knows.
+
+        A question about something no rule mentions ("skriv en dikt om hösten") shares only
+        common words with the table; its unknown words are rare and so weigh the most.
+        """
+        if not content:
+            return 1.0
+        total = known = 0.0
+        for feature, knownness in content:
+            column = self._feature_index.get(feature)
+            weight = float(self._idf[column]) if column is not None else self._max_idf
+            total += weight
+            known += weight * knownness
+        return known / total if total else 1.0
+
+    def _vector(self, text: str) -> tuple[sp.csr_matrix | None, float]:
+        feats, content = self._analyzer.analyse(text, repair=self.options.repair)
+        columns, values = [], []
+        for feature, weight in feats.items():
+            column = self._feature_index.get(feature)
+            if column is not None:
+                columns.append(column)
+                values.append(weight * self._idf[column])
+        if not columns:
+            return None, 0.0
+        vector = np.asarray(values, dtype=np.float32)
+        vector /= np.linalg.norm(vector)
+        matrix = sp.csr_matrix(
+            (vector, (np.zeros(len(columns), dtype=np.int64), columns)),
+            shape=(1, len(self._feature_index)),
+        )
+        return matrix, self._coverage(content)
+
+    def _score(self, text: str) -> _Scores | None:
+        query, coverage = self._vector(text)
+        if query is None:
+            return None
+        similarity_per_doc = (query @ self._documents_t).toarray().ravel()
+        best_similarity = np.maximum.reduceat(similarity_per_doc, self._class_starts)
+        best_doc = np.array(
+            [
+                start + int(np.argmax(similarity_per_doc[start:end]))
+                for start, end in zip(
+                    self._class_starts,
+                    [*self._class_starts[1:], len(similarity_per_doc)],
+                    strict=True,
+                )
+            ]
+        )
+        if self.options.learned:
+            logits = (query @ self._weights).ravel() + self._bias
+            logits -= logits.max()
+            probability = np.exp(logits)
+            probability /= probability.sum()
+            combined = np.sqrt(np.clip(probability, 0, 1) * np.clip(best_similarity, 0, 1))
+        else:
+            probability = np.zeros(len(self._classes), dtype=np.float32)
+            combined = np.clip(best_similarity, 0, 1).astype(np.float64)
+        if self.options.coverage_power:
+            combined = combined * coverage**self.options.coverage_power
+        keyword_hits = self._keyword_hits(text)
+        if keyword_hits and self.options.keyword_bonus:
+            class_index = {name: index for index, name in enumerate(self._classes)}
+            for department in keyword_hits:
+                index = class_index[department]
+                combined[index] = min(1.0, combined[index] + self.options.keyword_bonus)
+        return _Scores(
+            departments=self._classes,
+            combined=np.asarray(combined, dtype=np.float64),
+            probability=probability,
+            similarity=best_similarity,
+            best_doc=best_doc,
+            keyword_hits=keyword_hits,
+            query=query,
+        )
+
+    def _keyword_hits(self, text: str) -> dict[str, list[str]]:
+        query_stems: set[str] = set()
+        for word_stems in self._analyzer.content_stems(text):
+            query_stems |= word_stems
+        hits: dict[str, list[str]] = {}
+        if not query_stems:
+            return hits
+        for department, _, keyword, parts in self._keywords:
+            if all(not part.isdisjoint(query_stems) for part in parts):
+                hits.setdefault(department, []).append(keyword)
+        return hits
+
+    def _best_rule(self, scores: _Scores, class_index: int) -> str | None:
+        department = scores.departments[class_index]
+        nearest_rule = self._doc_rules[int(scores.best_doc[class_index])]
+        if nearest_rule is not None:
+            return nearest_rule
+        hits = scores.keyword_hits.get(department, ())
+        for keyword_department, keyword_rule, keyword, _ in self._keywords:
+            if keyword_rule and keyword_department == department and keyword in hits:
+                return keyword_rule
+        return None
+
+    def _deciding_words(self, scores: _Scores, class_index: int) -> list[tuple[str, float]]:
+        if scores.query is None:
+            return []
+        query = scores.query
+        contributions: dict[str, float] = {}
+        for column, value in zip(query.indices, query.data, strict=True):
+            name = self._feature_names[int(column)]
+            if not name.startswith("w:") or name[2:] in STOPWORDS:
+                continue
+            weight = float(self._weights[column, class_index]) if self.options.learned else 1.0
+            contributions[name[2:]] = max(contributions.get(name[2:], 0.0), float(value) * weight)
+        ranked = sorted(contributions.items(), key=lambda item: -item[1])
+        return [(word, round(value, 3)) for word, value in ranked[:4] if value > 0]
+
+    def _because(self, department: str, class_index: int, scores: _Scores) -> str:
+        parts = [f"{department} {float(scores.combined[class_index]):.2f}"]
+        rule = self._best_rule(scores, class_index)
+        if rule:
+            parts.append(f"rule '{rule}'")
+        deciding = self._deciding_words(scores, class_index)
+        if deciding:
+            parts.append("words " + ", ".join(f"'{word}'" for word, _ in deciding))
+        hits = scores.keyword_hits.get(department)
+        if hits:
+            parts.append("keywords " + ", ".join(f"'{k}'" for k in hits[:3]))
+        doc = int(scores.best_doc[class_index])
+        parts.append(
+            f"nearest example '{_shorten(self._doc_texts[doc])}' "
+            f"({float(scores.similarity[class_index]):.2f})"
+        )
+        return "; ".join(parts)
+
+    def _candidates(
+        self, ranked: list[tuple[str, float, int]], scores: _Scores, limit: int
+    ) -> tuple[Candidate, ...]:
+        return tuple(
+            Candidate(department=name, score=score, rule=self._best_rule(scores, index))
+            for name, score, index in ranked[:limit]
+        )
+
+    def _escalate(
+        self, score: float, candidates: tuple[Candidate, ...], reason: str, explanation: str
+    ) -> Decision:
+        return Decision(
+            action="escalate",
+            department=None,
+            score=score,
+            candidates=candidates,
+            rule=None,
+            article=None,
+            explanation=explanation,
+            reason=reason,
+        )
+
+
+def _department_names(department: Department) -> list[str]:
+    """A department's names as a member may write them, without the parenthesised part."""
+    names = [department.name, department.name_en or ""]
+    return [re.sub(r"\(.*?\)", "", name).strip() for name in names if name.strip()]
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _normalise(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sp.csr_matrix(sp.diags((1.0 / norms).astype(np.float32)) @ matrix)
+
+
+def _train(
+    matrix: sp.csr_matrix,
+    labels: np.ndarray,
+    n_classes: int,
+    options: RouterOptions,
+    table: RoutingTable,
+    cache_dir: Path | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression by full-batch Adam; deterministic for a given table."""
+    n_features = matrix.shape[1]
+    if not options.learned:
+        return np.zeros((n_features, n_classes), np.float32), np.zeros(n_classes, np.float32)
+    cache_file = None
+    if cache_dir is not None:
+        key = hashlib.sha256(
+            f"{MODEL_VERSION}|{table.content_hash()}|{options}".encode()
+        ).hexdigest()[:32]
+        cache_file = cache_dir / f"router-{key}.npz"
+        try:
+            with np.load(cache_file) as cached:
+                weights, bias = cached["weights"], cached["bias"]
+            if weights.shape == (n_features, n_classes):
+                return weights, bias
+        except (OSError, ValueError, KeyError):
+            pass
+    targets = np.zeros((matrix.shape[0], n_classes), np.float32)
+    targets[np.arange(matrix.shape[0]), labels] = 1.0
+    weights = np.zeros((n_features, n_classes), np.float32)
+    bias = np.zeros(n_classes, np.float32)
+    first = np.zeros_like(weights)
+    second = np.zeros_like(weights)
+    transposed = matrix.T.tocsr()
+    count = matrix.shape[0]
+    for step in range(1, options.train_steps + 1):
+        logits = matrix @ weights + bias
+        logits -= logits.max(axis=1, keepdims=True)
+        probability = np.exp(logits)
+        probability /= probability.sum(axis=1, keepdims=True)
+        error = (probability - targets) / count
+        gradient = transposed @ error + options.l2 * weights
+        first *= 0.9
+        first += 0.1 * gradient
+        second *= 0.999
+        second += 0.001 * gradient * gradient
+        correction = math.sqrt(1 - 0.999**step) / (1 - 0.9**step)
+        weights -= options.learning_rate * correction * first / (np.sqrt(second) + 1e-8)
+        bias -= options.learning_rate * error.sum(axis=0)
+    if cache_file is not None:
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            temporary = cache_file.with_suffix(".tmp.npz")
+            np.savez(temporary, weights=weights, bias=bias)
+            temporary.replace(cache_file)
+        except OSError as exc:  # a read-only cache only costs build time
+            logger.warning("could not write router cache %s: %s", cache_file, exc)
+    return weights, bias

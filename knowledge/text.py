@@ -1,0 +1,217 @@
+"""Text normalisation for routing: folding, tokens, stems, compounds and typo repair.
+
+Everything the router compares goes through ``Analyzer.features`` so that the routing table and a
+member's question are seen the same way: case and diacritics folded (å/ä/ö typed as a/a/o), words
+stemmed with the Swedish and the English Snowball stemmers, Swedish compounds split into parts the
+table knows, and unknown words mapped to the nearest known word (rapidfuzz) to survive typos.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import Stemmer
+from rapidfuzz import fuzz, process
+
+# Long inputs are cut before analysis: a question is never this long, and the cut keeps the cost of
+# one routing call bounded whatever a member pastes.
+MAX_ANALYSED_CHARS = 2000
+_MIN_COMPOUND_PART = 3
+# Shorter words are too often other real words one letter away ("väder" is not "vänder").
+_MIN_TYPO_LENGTH = 6
+
+_TOKEN_RE = re.compile(r"[^\W_]+", re.UNICODE)
+
+_STOPWORD_TEXT = """
+    och i att det som en på är av för med till den har de inte om ett han men var jag sig från
+    vi så kan man när år säga hon under också efter eller nu sin där vid mot ska skall då sina
+    vara blev mycket här hur vad vem vilken vilka vilket varför finns få får går gör göra ha
+    hade dem dig din du era er ert ni oss vår våra vårt mig min mitt mina något några någon alla
+    allt andra annan annat bara blir detta dessa denna deras dess ens hos in ju mer ut upp sedan
+    själv skulle sådan sådana utan varit vart vill vilja kunna kunde måste behöver behov jo nej
+    ja tack hej hallå
+    a an and are as at be but by do does for from have how i if in is it me my of on or our so
+    that the their there this to us was we what when where which who why will with would you
+    your can could should please hi hello thanks thank any some about
+"""
+
+_FOLD_TABLE = str.maketrans({"æ": "a", "ø": "o", "ß": "ss", "ð": "d", "þ": "th", "ł": "l"})
+
+
+def fold(text: str) -> str:
+    """Lower-case, drop diacritics (å→a, ä→a, ö→o, é→e) and control characters."""
+    text = unicodedata.normalize("NFKD", text.casefold())
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Mn", "Cc", "Cf", "Cs"))
+    return text.translate(_FOLD_TABLE)
+
+
+# Function words carry little routing signal: never repaired, split or cut into n-grams.
+STOPWORDS = frozenset(fold(word) for word in _STOPWORD_TEXT.split())
+
+
+def words(text: str) -> list[str]:
+    """The folded words of ``text`` (letters and digits), stop words kept."""
+    return _TOKEN_RE.findall(fold(text[:MAX_ANALYSED_CHARS]))
+
+
+@lru_cache(maxsize=1)
+def _stemmers() -> tuple[Stemmer.Stemmer, Stemmer.Stemmer]:
+    return Stemmer.Stemmer("swedish"), Stemmer.Stemmer("english")
+
+
+def stems(word: str) -> set[str]:
+    """Swedish and English stems of a folded word (often the same string)."""
+    swedish, english = _stemmers()
+    return {swedish.stemWord(word), english.stemWord(word)}
+
+
+@dataclass
+class Vocabulary:
+    """The words and stems the routing table knows, for compound splitting and typo repair."""
+
+    surface: set[str] = field(default_factory=set)
+    stems: set[str] = field(default_factory=set)
+    _by_length: dict[int, list[str]] = field(default_factory=dict)
+
+    def add(self, word: str) -> None:
+        if word in STOPWORDS or word.isdigit():
+            return
+        self.surface.add(word)
+        self.stems.update(stems(word))
+
+    def freeze(self) -> None:
+        self._by_length = {}
+        for word in self.surface:
+            if len(word) >= _MIN_TYPO_LENGTH:
+                self._by_length.setdefault(len(word), []).append(word)
+
+    def knows(self, word: str) -> bool:
+        return word in self.surface or not stems(word).isdisjoint(self.stems)
+
+    def _known_part(self, part: str) -> bool:
+        if len(part) < _MIN_COMPOUND_PART or part in STOPWORDS:
+            return False
+        return self.knows(part)
+
+    def split_compound(self, word: str, depth: int = 0) -> list[str]:
+        """Split a Swedish compound into parts the table knows (``föreningsbidrag`` → two parts).
+
+        Tries the longest known head first, allowing the linking ``s`` (förening-s-bidrag).
+        Returns ``[]`` when the word cannot be split completely into known parts.
+        """
+        if depth > 3 or len(word) < 2 * _MIN_COMPOUND_PART:
+            return []
+        for cut in range(len(word) - _MIN_COMPOUND_PART, _MIN_COMPOUND_PART - 1, -1):
+            head, tail = word[:cut], word[cut:]
+            if self._known_part(head):
+                pass
+            elif head.endswith("s") and self._known_part(head[:-1]):
+                head = head[:-1]
+            else:
+                continue
+            if self._known_part(tail):
+                return [head, tail]
+            if depth == 0 and len(tail) >= _MIN_TYPO_LENGTH:
+                near = self.nearest(tail)  # a compound with a misspelt tail: "aktivitetsbidarg"
+                if near is not None:
+                    return [head, near[0]]
+            rest = self.split_compound(tail, depth + 1)
+            if rest:
+                return [head, *rest]
+        return []
+
+    def nearest(self, word: str) -> tuple[str, float] | None:
+        """The known word closest to a misspelt ``word`` (rapidfuzz), with its similarity 0–1."""
+        if len(word) < _MIN_TYPO_LENGTH:
+            return None
+        candidates: list[str] = []
+        for length in range(len(word) - 2, len(word) + 3):
+            candidates.extend(self._by_length.get(length, ()))
+        if not candidates:
+            return None
+        cutoff = 80.0 if len(word) < 7 else 75.0
+        best = process.extractOne(word, candidates, scorer=fuzz.ratio, score_cutoff=cutoff)
+        if best is None:
+            return None
+        return best[0], best[1] / 100.0
+
+
+class Analyzer:
+    """Turns text into weighted features; built once per routing table."""
+
+    def __init__(self, vocabulary: Vocabulary, *, char_ngrams: bool = True) -> None:
+        self.vocabulary = vocabulary
+        self.char_ngrams = char_ngrams
+
+    def features(self, text: str, *, repair: bool = True) -> dict[str, float]:
+        """Feature → weight for ``text``: stems, stem bigrams, compound parts, char n-grams."""
+        return self.analyse(text, repair=repair)[0]
+
+    def analyse(
+        self, text: str, *, repair: bool = True
+    ) -> tuple[dict[str, float], list[tuple[str, float]]]:
+        """Features of ``text`` and, per content word, its main feature and how well it is known.
+
+        Function words are kept as features (IDF weighs them down; they still tell "what is" from
+        "how do"), but they are never repaired, split or broken into character n-grams. A content
+        word is known (1.0) when the table has it or all its compound parts, partly known (the
+        similarity) when it was repaired from a typo, and unknown (0.0) otherwise.
+        """
+        feats: dict[str, float] = {}
+        content: list[tuple[str, float]] = []
+        previous: str | None = None
+        for original in words(text):
+            word, weight = original, 1.0
+            function_word = word in STOPWORDS or word.isdigit()
+            if not function_word:
+                parts = self.vocabulary.split_compound(word)
+                for part in parts:
+                    _add(feats, (f"w:{s}" for s in stems(part)), 0.6)
+                known = 1.0 if parts or self.vocabulary.knows(word) else 0.0
+                if repair and not known:
+                    near = self.vocabulary.nearest(word)
+                    if near is not None:
+                        word, weight = near[0], near[1] * 0.9
+                        known = near[1] * 0.8
+            word_stems = stems(word)
+            _add(feats, (f"w:{s}" for s in word_stems), weight)
+            head = min(word_stems, key=len)
+            if not function_word:
+                content.append((f"w:{head}", known))
+            if previous is not None:
+                _add(feats, (f"b:{previous}_{head}",), weight)
+            previous = head
+            if self.char_ngrams and not function_word:
+                padded = f" {word} "
+                _add(
+                    feats,
+                    (f"c:{padded[i : i + n]}" for n in (3, 4) for i in range(len(padded) - n + 1)),
+                    0.25 * weight,
+                )
+        return feats, content
+
+    def content_stems(self, text: str) -> list[set[str]]:
+        """Per content word of ``text``, its stems and those of its compound parts/repair."""
+        result: list[set[str]] = []
+        for word in words(text):
+            if word in STOPWORDS or word.isdigit():
+                continue
+            found = set(stems(word))
+            for part in self.vocabulary.split_compound(word):
+                found |= stems(part)
+            if not self.vocabulary.knows(word):
+                near = self.vocabulary.nearest(word)
+                if near is not None:
+                    found |= stems(near[0])
+            result.append(found)
+        return result
+
+
+def _add(feats: dict[str, float], keys: Iterable[str], weight: float) -> None:
+    for key in keys:
+        if feats.get(key, 0.0) < weight:
+            feats[key] = weight
