@@ -145,7 +145,8 @@ def rules_explain(rules_path: Path | None, knowledge_path: Path | None, question
     for candidate in candidates:
         click.echo(
             f"\n{candidate.department}: score {candidate.score:.3f} = √(learned "
-            f"{candidate.probability:.3f} × nearest {candidate.similarity:.3f})"
+            f"{candidate.probability:.3f} × nearest {candidate.similarity:.3f}) × known words "
+            f"{candidate.coverage:.2f}"
             + (" + keyword bonus" if candidate.keywords else "")
         )
         if candidate.rule:

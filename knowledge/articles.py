@@ -34,6 +34,7 @@ class Article:
     meta: ArticleMeta
     body: str
     path: str
+    id_line: int = 2
 
     @property
     def id(self) -> str:
@@ -59,7 +60,7 @@ class KnowledgeBase:
 
 def parse_article(text: str, file: str) -> Article:
     """Parse one article; raise ``RulesInvalid`` naming the file and line of each problem."""
-    lines = text.splitlines()
+    lines = text.removeprefix("\ufeff").splitlines()
     if not lines or lines[0].strip() != "---":
         raise RulesInvalid(
             [
@@ -77,18 +78,20 @@ def parse_article(text: str, file: str) -> Article:
         raise RulesInvalid(
             [RuleError(file, 1, "the front matter is not closed; add a '---' line after it")]
         ) from None
-    data, line_map = parse_yaml("\n".join(lines[1:end]), file)
+    data, line_map, problems = parse_yaml("\n".join(lines[1:end]), file, line_offset=1)
     if not isinstance(data, dict):
-        raise RulesInvalid([RuleError(file, 2, "the front matter must be 'key: value' lines")])
+        raise RulesInvalid(
+            [*problems, RuleError(file, 2, "the front matter must be 'key: value' lines")]
+        )
     try:
         meta = ArticleMeta.model_validate(data)
     except ValidationError as exc:
-        raise RulesInvalid(
-            [
-                RuleError(file, (line_map.line_of(tuple(e["loc"])) or 0) + 1, _describe(dict(e)))
-                for e in exc.errors()
-            ]
-        ) from None
+        problems.extend(
+            RuleError(file, line_map.line_of(tuple(e["loc"])), _describe(dict(e)))
+            for e in exc.errors()
+        )
+    if problems:
+        raise RulesInvalid(problems)
     body = "\n".join(lines[end + 1 :]).strip()
     if not body:
         raise RulesInvalid(
@@ -110,13 +113,13 @@ def parse_article(text: str, file: str) -> Article:
             [
                 RuleError(
                     file,
-                    (line_map.line_of(("id",)) or 0) + 1,
+                    line_map.line_of(("id",)),
                     f"the id '{meta.id}' must match the file name "
                     f"'{Path(file).stem}'; rename one of them",
                 )
             ]
         )
-    return Article(meta=meta, body=body, path=file)
+    return Article(meta=meta, body=body, path=file, id_line=line_map.line_of(("id",)) or 2)
 
 
 def load_knowledge(directory: Path) -> KnowledgeBase:
@@ -141,7 +144,7 @@ def collect_knowledge(directory: Path) -> tuple[KnowledgeBase, list[RuleError]]:
         if path.name.lower() == "readme.md":
             continue
         try:
-            article = parse_article(path.read_text(encoding="utf-8"), str(path))
+            article = parse_article(path.read_text(encoding="utf-8-sig"), str(path))
         except RulesInvalid as exc:
             errors.extend(exc.errors)
             continue
@@ -152,7 +155,7 @@ def collect_knowledge(directory: Path) -> tuple[KnowledgeBase, list[RuleError]]:
             errors.append(
                 RuleError(
                     str(path),
-                    2,
+                    article.id_line,
                     f"article id '{article.id}' is also used by "
                     f"{articles[article.id].path}; rename one",
                 )

@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from rapidfuzz import fuzz
 
 from knowledge.rules import Department, RoutingTable
-from knowledge.text import STOPWORDS, Analyzer, Vocabulary, fold, stems, words
+from knowledge.text import Analyzer, ContentWord, Vocabulary, fold, stems, words
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +38,13 @@ ESCALATE_CLASS = "escalate"
 # Bumped whenever analysis or training changes, so cached weights of an older router are not used.
 MODEL_VERSION = "1"
 
+# A reference to a specific case: our own (F-2026-0042), or a number after a word naming a case.
+# After "ansökan" only a number shaped like a reference counts: "ansökan 2026" is a year.
 _CASE_REFERENCE = re.compile(
     r"\bf-\d{4}-\d{2,}\b"
-    r"|\b(?:arende\w*|diarienummer|dnr|case|referens\w*|ref|ansokan)\W{0,3}"
-    r"(?:nr|nummer|number|no)?\W{0,3}[a-z]{0,3}-?\d[\d\-/]{2,}"
+    r"|\b(?:arende\w*|diarienummer|dnr|case|referens\w*|ref)\W{0,3}"
+    r"(?:nr|nummer|number|no)?\W{0,3}(?:[a-z]{1,4}\W?)?\d[\d\-/]{2,}"
+    r"|\bansokan\w*\W{0,3}(?:nr|nummer)?\W{0,3}(?:[a-z]{1,4}\W?)?(?:\d{2,4}[-/]\d+|\d{5,})"
 )
 
 
@@ -99,6 +102,7 @@ class CandidateExplanation:
     score: float
     probability: float
     similarity: float
+    coverage: float
     rule: str | None
     nearest_example: str | None
     keywords: tuple[str, ...]
@@ -114,6 +118,8 @@ class _Scores:
     best_doc: np.ndarray
     keyword_hits: dict[str, list[str]] = field(default_factory=dict)
     query: sp.csr_matrix | None = None
+    content: list[ContentWord] = field(default_factory=list)
+    coverage: float = 1.0
 
 
 class Router:
@@ -151,7 +157,7 @@ class Router:
         # Documents are grouped by class so that "best document per class" is one reduceat.
         self._class_starts = np.searchsorted(doc_class, np.arange(len(classes)))
         self._keywords = self._compile_keywords(table)
-        self._outside_places = {fold(place) for place in table.escalation.outside_places}
+        self._outside_places = {fold(place): place for place in table.escalation.outside_places}
         self._person_phrases = [
             (fold(phrase), [stems(w) for w in words(phrase)])
             for phrase in table.escalation.person_phrases
@@ -236,12 +242,12 @@ class Router:
         compiled: list[tuple[str, str | None, str, list[set[str]]]] = []
         for rule in table.rules:
             for keyword in rule.keywords:
-                parts = self._analyzer.content_stems(keyword)
+                parts = self._analyzer.phrase_stems(keyword)
                 if parts:
                     compiled.append((rule.department, rule.id, keyword, parts))
         for department in table.departments:
             for name in _department_names(department):
-                parts = self._analyzer.content_stems(name)
+                parts = self._analyzer.phrase_stems(name)
                 if parts:
                     compiled.append((department.id, None, name, parts))
         return compiled
@@ -260,14 +266,13 @@ class Router:
             return self._escalate(
                 0.0, (), "case_followup", "mentions a specific case: handed to the coordinator"
             )
-        mentioned = self._outside_places.intersection(words(text))
+        mentioned = [self._outside_places[w] for w in words(text) if w in self._outside_places]
         if mentioned:
             return self._escalate(
                 0.0,
                 (),
                 "outside_place",
-                f"names {sorted(mentioned)[0].title()}, outside Helsingborg: "
-                "handed to the coordinator",
+                f"names {mentioned[0]}, outside Helsingborg: handed to the coordinator",
             )
         scores = self._score(text)
         if scores is None:
@@ -361,6 +366,7 @@ class Router:
                     score=float(scores.combined[index]),
                     probability=float(scores.probability[index]),
                     similarity=float(scores.similarity[index]),
+                    coverage=scores.coverage,
                     rule=self._best_rule(scores, int(index)),
                     nearest_example=self._doc_texts[doc] if doc >= 0 else None,
                     keywords=tuple(scores.keyword_hits.get(name, ())),
@@ -384,7 +390,7 @@ class Router:
                 return True
         return False
 
-    def _coverage(self, content: list[tuple[str, float]]) -> float:
+    def _coverage(self, content: list[ContentWord]) -> float:
         """IDF-weighted share of the question's content words that the table knows.
 
         A question about something no rule mentions ("skriv en dikt om hösten") shares only
@@ -393,14 +399,14 @@ class Router:
         if not content:
             return 1.0
         total = known = 0.0
-        for feature, knownness in content:
-            column = self._feature_index.get(feature)
+        for word in content:
+            column = self._feature_index.get(word.main_feature)
             weight = float(self._idf[column]) if column is not None else self._max_idf
             total += weight
-            known += weight * knownness
+            known += weight * word.known
         return known / total if total else 1.0
 
-    def _vector(self, text: str) -> tuple[sp.csr_matrix | None, float]:
+    def _vector(self, text: str) -> tuple[sp.csr_matrix | None, list[ContentWord]]:
         feats, content = self._analyzer.analyse(text, repair=self.options.repair)
         columns, values = [], []
         for feature, weight in feats.items():
@@ -409,19 +415,20 @@ class Router:
                 columns.append(column)
                 values.append(weight * self._idf[column])
         if not columns:
-            return None, 0.0
+            return None, content
         vector = np.asarray(values, dtype=np.float32)
         vector /= np.linalg.norm(vector)
         matrix = sp.csr_matrix(
             (vector, (np.zeros(len(columns), dtype=np.int64), columns)),
             shape=(1, len(self._feature_index)),
         )
-        return matrix, self._coverage(content)
+        return matrix, content
 
     def _score(self, text: str) -> _Scores | None:
-        query, coverage = self._vector(text)
+        query, content = self._vector(text)
         if query is None:
             return None
+        coverage = self._coverage(content)
         similarity_per_doc = (query @ self._documents_t).toarray().ravel()
         best_similarity = np.maximum.reduceat(similarity_per_doc, self._class_starts)
         best_doc = np.array(
@@ -443,9 +450,9 @@ class Router:
         else:
             probability = np.zeros(len(self._classes), dtype=np.float32)
             combined = np.clip(best_similarity, 0, 1).astype(np.float64)
-        if self.options.coverage_power:
-            combined = combined * coverage**self.options.coverage_power
-        keyword_hits = self._keyword_hits(text)
+        coverage = coverage**self.options.coverage_power
+        combined = combined * coverage
+        keyword_hits = self._keyword_hits(content)
         if keyword_hits and self.options.keyword_bonus:
             class_index = {name: index for index, name in enumerate(self._classes)}
             for department in keyword_hits:
@@ -459,12 +466,14 @@ class Router:
             best_doc=best_doc,
             keyword_hits=keyword_hits,
             query=query,
+            content=content,
+            coverage=coverage,
         )
 
-    def _keyword_hits(self, text: str) -> dict[str, list[str]]:
+    def _keyword_hits(self, content: list[ContentWord]) -> dict[str, list[str]]:
         query_stems: set[str] = set()
-        for word_stems in self._analyzer.content_stems(text):
-            query_stems |= word_stems
+        for word in content:
+            query_stems |= word.stems
         hits: dict[str, list[str]] = {}
         if not query_stems:
             return hits
@@ -485,17 +494,25 @@ class Router:
         return None
 
     def _deciding_words(self, scores: _Scores, class_index: int) -> list[tuple[str, float]]:
+        """The member's own words that pulled most toward the class, with their pull."""
         if scores.query is None:
             return []
         query = scores.query
-        contributions: dict[str, float] = {}
-        for column, value in zip(query.indices, query.data, strict=True):
-            name = self._feature_names[int(column)]
-            if not name.startswith("w:") or name[2:] in STOPWORDS:
-                continue
-            weight = float(self._weights[column, class_index]) if self.options.learned else 1.0
-            contributions[name[2:]] = max(contributions.get(name[2:], 0.0), float(value) * weight)
-        ranked = sorted(contributions.items(), key=lambda item: -item[1])
+        value_of = {
+            self._feature_names[int(column)]: float(value)
+            for column, value in zip(query.indices, query.data, strict=True)
+        }
+        pulls: dict[str, float] = {}
+        for word in scores.content:
+            pull = 0.0
+            for feature in word.features:
+                column = self._feature_index.get(feature)
+                if column is None or feature not in value_of:
+                    continue
+                weight = float(self._weights[column, class_index]) if self.options.learned else 1.0
+                pull += value_of[feature] * weight
+            pulls[word.original] = max(pulls.get(word.original, 0.0), pull)
+        ranked = sorted(pulls.items(), key=lambda item: -item[1])
         return [(word, round(value, 3)) for word, value in ranked[:4] if value > 0]
 
     def _because(self, department: str, class_index: int, scores: _Scores) -> str:

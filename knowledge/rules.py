@@ -94,9 +94,12 @@ class Thresholds(_Frozen):
 
 
 class Escalation(_Frozen):
-    """What goes to the coordinator: a request for a person (``person_phrases``: always), what reads
-    like a follow-up or complaint (``examples``) or like something outside the city's business
-    (``out_of_scope``), and questions naming another municipality (``outside_places``)."""
+    """What goes to the coordinator.
+
+    A request for a person (``person_phrases``: always), what reads like a follow-up or complaint
+    (``examples``) or like something outside the city's business (``out_of_scope``), and
+    questions naming another municipality (``outside_places``).
+    """
 
     person_phrases: tuple[str, ...] = ()
     examples: tuple[str, ...] = ()
@@ -145,10 +148,11 @@ class RulesInvalid(Exception):
 
 
 class _LineMap:
-    """Line numbers (1-based) of each path in the YAML document, e.g. ("rules", 3, "department")."""
+    """1-based line of each path in the YAML document, e.g. ("rules", 3, "department")."""
 
-    def __init__(self) -> None:
+    def __init__(self, offset: int = 0) -> None:
         self.lines: dict[tuple[Any, ...], int] = {}
+        self.offset = offset
 
     def line_of(self, path: tuple[Any, ...]) -> int | None:
         while path:
@@ -158,70 +162,152 @@ class _LineMap:
         return self.lines.get(())
 
 
-def _to_python(
-    node: yaml.Node,
-    path: tuple[Any, ...],
-    lines: _LineMap,
-    errors: list[str],
-    scalars: yaml.constructor.SafeConstructor,
-) -> Any:
-    lines.lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
+# A document that expands to more nodes than this (e.g. aliases nested to blow up) is refused.
+_MAX_NODES = 2_000_000
+
+
+class _Converter:
+    """YAML nodes → plain Python, recording lines and every structural problem on the way."""
+
+    def __init__(self, lines: _LineMap) -> None:
+        self.lines = lines
+        self.problems: list[tuple[int, str]] = []
+        self._scalars = yaml.constructor.SafeConstructor()
+        self._open: set[int] = set()
+        self._count = 0
+
+    def line(self, node: yaml.Node) -> int:
+        return int(node.start_mark.line) + 1 + self.lines.offset
+
+    def convert(self, node: yaml.Node, path: tuple[Any, ...]) -> Any:
+        self.lines.lines.setdefault(path, self.line(node))
+        self._count += 1
+        if self._count > _MAX_NODES:
+            raise _TooLarge(self.line(node))
+        if id(node) in self._open:
+            self.problems.append((self.line(node), "an alias refers to itself; remove the '*'"))
+            return None
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            self._open.add(id(node))
+            try:
+                return (
+                    self._mapping(node, path)
+                    if isinstance(node, yaml.MappingNode)
+                    else [
+                        self.convert(item, (*path, index)) for index, item in enumerate(node.value)
+                    ]
+                )
+            finally:
+                self._open.discard(id(node))
+        try:
+            return self._scalars.construct_object(node)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+            reason = getattr(exc, "problem", None) or str(exc)
+            self.problems.append(
+                (
+                    self.line(node),
+                    f"'{node.value}' cannot be read ({reason}); put it in quotes or correct it",
+                )
+            )
+            return None
+
+    def _mapping(self, node: yaml.MappingNode, path: tuple[Any, ...]) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _to_python(key_node, (*path, "<key>"), lines, errors, scalars)
+            key = self.convert(key_node, (*path, "<key>"))
             if not isinstance(key, str | int | float | bool) or key is None:
-                errors.append(f"{key_node.start_mark.line + 1}\x00a key must be plain text")
+                self.problems.append((self.line(key_node), "a key must be plain text"))
                 continue
             if key in result:
-                errors.append(
-                    f"{key_node.start_mark.line + 1}\x00'{key}' appears twice here; "
-                    "keep one of them"
+                self.problems.append(
+                    (self.line(key_node), f"'{key}' appears twice here; keep one of them")
                 )
-            lines.lines[(*path, key)] = key_node.start_mark.line + 1
-            result[key] = _to_python(value_node, (*path, key), lines, errors, scalars)
+            self.lines.lines[(*path, key)] = self.line(key_node)
+            result[key] = self.convert(value_node, (*path, key))
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _to_python(item, (*path, index), lines, errors, scalars)
-            for index, item in enumerate(node.value)
-        ]
-    return scalars.construct_object(node)
 
 
-def parse_yaml(text: str, file: str) -> tuple[Any, _LineMap]:
-    """Parse YAML keeping line numbers; duplicate keys are errors (YAML silently keeps the last)."""
-    lines = _LineMap()
+class _TooLarge(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
+def parse_yaml(
+    text: str, file: str, *, line_offset: int = 0
+) -> tuple[Any, _LineMap, list[RuleError]]:
+    """Parse YAML keeping line numbers.
+
+    Returns the data, the line map and the problems that still let the rest be checked (a key
+    given twice — YAML would silently keep the last — or a value that cannot be read). Text that
+    is not YAML at all raises ``RulesInvalid``. ``line_offset`` is added to every line (front
+    matter starts below the file's first line).
+    """
+    lines = _LineMap(line_offset)
     try:
         loader_class: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         root = yaml.compose(text, Loader=loader_class)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
+        # An unclosed quote or a key without ':' is best shown where it began; anything else
+        # (bad indentation, a tab) where the structure broke.
+        if any(
+            token in (exc.context or "")
+            for token in ("quoted scalar", "block scalar", "simple key")
+        ):
+            mark = exc.context_mark or exc.problem_mark
+        else:
+            mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 + line_offset if mark else None
         problem = exc.problem or "not valid YAML"
         raise RulesInvalid(
             [
                 RuleError(
                     file,
                     line,
-                    f"this is not valid YAML ({problem}); check the indentation and that every "
-                    "'key: value' and '- item' lines up with its neighbours",
+                    f"this is not valid YAML ({problem}); check the quotes, the indentation and "
+                    "that every 'key: value' and '- item' lines up with its neighbours",
                 )
             ]
-        ) from exc
-    except yaml.YAMLError as exc:
-        raise RulesInvalid([RuleError(file, None, f"this is not valid YAML ({exc})")]) from exc
+        ) from None
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        raise RulesInvalid([RuleError(file, None, f"this is not valid YAML ({exc})")]) from None
     if root is None:
-        return None, lines
-    problems: list[str] = []
-    data = _to_python(root, (), lines, problems, yaml.constructor.SafeConstructor())
-    if problems:
-        errors = []
-        for problem in problems:
-            line_number, message = problem.split("\x00", 1)
-            errors.append(RuleError(file, int(line_number), message))
-        raise RulesInvalid(errors)
-    return data, lines
+        return None, lines, []
+    converter = _Converter(lines)
+    try:
+        data = converter.convert(root, ())
+    except _TooLarge as exc:
+        raise RulesInvalid(
+            [
+                RuleError(
+                    file,
+                    exc.line,
+                    "the document expands to too much data (aliases?); write the entries out",
+                )
+            ]
+        ) from None
+    except RecursionError:
+        raise RulesInvalid(
+            [RuleError(file, None, "the document is nested too deeply; simplify it")]
+        ) from None
+    problems = [RuleError(file, line, message) for line, message in converter.problems]
+    return data, lines, problems
+
+
+_TYPE_WORDS = {
+    "tuple_type": "a list (one '- item' per line)",
+    "list_type": "a list (one '- item' per line)",
+    "dict_type": "a mapping ('key: value' lines)",
+    "model_type": "a mapping ('key: value' lines)",
+    "model_attributes_type": "a mapping ('key: value' lines)",
+    "string_type": "text",
+    "float_parsing": "a number such as 0.5",
+    "float_type": "a number such as 0.5",
+    "int_parsing": "a whole number",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+}
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -236,80 +322,105 @@ def _describe(error: dict[str, Any]) -> str:
             f"{loc} = {error['input']!r} is not a valid id; use lower-case letters, digits, "
             "'_' or '-'"
         )
+    if kind in _TYPE_WORDS:
+        return f"{loc} must be {_TYPE_WORDS[kind]}, not {error['input']!r}"
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{loc}: {message}" if loc else message
 
 
+def _items(data: dict[str, Any], key: str) -> list[tuple[int, dict[str, Any]]]:
+    value = data.get(key)
+    if not isinstance(value, list):
+        return []
+    return [(index, item) for index, item in enumerate(value) if isinstance(item, dict)]
+
+
 def _cross_checks(
-    table: RoutingTable, known_articles: set[str] | None
+    data: dict[str, Any], lines: _LineMap, known_articles: set[str] | None
 ) -> Iterator[tuple[tuple[Any, ...], str]]:
-    seen: dict[str, int] = {}
-    for index, department in enumerate(table.departments):
-        if department.id in seen:
+    """Checks across entries, on the raw data so that they run beside the schema checks."""
+    departments: dict[str, tuple[Any, ...]] = {}
+    for index, department_entry in _items(data, "departments"):
+        department_id = department_entry.get("id")
+        if not isinstance(department_id, str):
+            continue
+        path = ("departments", index, "id")
+        if department_id in departments:
             yield (
-                ("departments", index, "id"),
-                f"department id '{department.id}' is used twice (also item {seen[department.id]}); "
-                "give each department its own id",
+                path,
+                f"department id '{department_id}' is used twice (also on line "
+                f"{lines.line_of(departments[department_id])}); give each department its own id",
             )
-        seen.setdefault(department.id, index)
-    seen_rules: dict[str, int] = {}
-    for index, rule in enumerate(table.rules):
-        if rule.id in seen_rules:
-            yield (
-                ("rules", index, "id"),
-                f"rule id '{rule.id}' is used twice; rename one of them",
-            )
-        seen_rules.setdefault(rule.id, index)
-        if rule.department not in seen:
+        departments.setdefault(department_id, path)
+    rules: dict[str, tuple[Any, ...]] = {}
+    for index, rule in _items(data, "rules"):
+        rule_id = rule.get("id")
+        if isinstance(rule_id, str):
+            path = ("rules", index, "id")
+            if rule_id in rules:
+                yield (
+                    path,
+                    f"rule id '{rule_id}' is used twice (also on line "
+                    f"{lines.line_of(rules[rule_id])}); rename one of them",
+                )
+            rules.setdefault(rule_id, path)
+        department = rule.get("department")
+        if isinstance(department, str) and department not in departments:
             yield (
                 ("rules", index, "department"),
-                f"rule '{rule.id}' points at department '{rule.department}', which is not in "
-                "'departments'; add it there or use one of: " + ", ".join(sorted(seen)[:20]),
+                f"rule '{rule_id}' points at department '{department}', which is not in "
+                "'departments'; add it there or use one of: "
+                + ", ".join(sorted(departments)[:20]),
             )
-        if rule.article is not None and known_articles is not None:
-            if rule.article not in known_articles:
-                yield (
-                    ("rules", index, "article"),
-                    f"rule '{rule.id}' shows article '{rule.article}', which is not in the "
-                    "knowledge base; fix the id or remove the 'article' line",
-                )
+        article = rule.get("article")
+        if (
+            isinstance(article, str)
+            and known_articles is not None
+            and article not in known_articles
+        ):
+            yield (
+                ("rules", index, "article"),
+                f"rule '{rule_id}' shows article '{article}', which is not in the "
+                "knowledge base; fix the id or remove the 'article' line",
+            )
 
 
 def parse_rules(text: str, file: str, known_articles: set[str] | None = None) -> RoutingTable:
     """Validate a routing table given as YAML text; raise ``RulesInvalid`` with every error."""
-    data, lines = parse_yaml(text, file)
+    data, lines, errors = parse_yaml(text, file)
     if not isinstance(data, dict):
         raise RulesInvalid(
             [
+                *errors,
                 RuleError(
                     file,
                     lines.line_of(()),
                     "the file must be a mapping with 'version', "
                     "'thresholds', 'departments' and 'rules'",
-                )
+                ),
             ]
         )
+    table: RoutingTable | None = None
     try:
         table = RoutingTable.model_validate(data)
     except ValidationError as exc:
-        errors = [
+        errors.extend(
             RuleError(file, lines.line_of(tuple(error["loc"])), _describe(dict(error)))
             for error in exc.errors()
-        ]
-        raise RulesInvalid(errors) from None
-    cross = [
+        )
+    errors.extend(
         RuleError(file, lines.line_of(path), message)
-        for path, message in _cross_checks(table, known_articles)
-    ]
-    if cross:
-        raise RulesInvalid(cross)
+        for path, message in _cross_checks(data, lines, known_articles)
+    )
+    if errors or table is None:
+        raise RulesInvalid(sorted(errors, key=lambda error: error.line or 0))
     return table
 
 
 def load_rules(path: Path, known_articles: set[str] | None = None) -> RoutingTable:
     """Read and validate ``path``; unreadable files are reported like invalid ones."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise RulesInvalid(
             [RuleError(str(path), None, "file not found; check the path")]

@@ -153,35 +153,42 @@ class Analyzer:
 
     def analyse(
         self, text: str, *, repair: bool = True
-    ) -> tuple[dict[str, float], list[tuple[str, float]]]:
-        """Features of ``text`` and, per content word, its main feature and how well it is known.
+    ) -> tuple[dict[str, float], list[ContentWord]]:
+        """Features of ``text`` and what was understood of each of its content words.
 
         Function words are kept as features (IDF weighs them down; they still tell "what is" from
-        "how do"), but they are never repaired, split or broken into character n-grams. A content
-        word is known (1.0) when the table has it or all its compound parts, partly known (the
-        similarity) when it was repaired from a typo, and unknown (0.0) otherwise.
+        "how do"), but they are never repaired, split or broken into character n-grams.
         """
         feats: dict[str, float] = {}
-        content: list[tuple[str, float]] = []
+        content: list[ContentWord] = []
         previous: str | None = None
         for original in words(text):
             word, weight = original, 1.0
             function_word = word in STOPWORDS or word.isdigit()
+            word_features: set[str] = set()
+            known = 0.0
             if not function_word:
-                parts = self.vocabulary.split_compound(word)
+                known = 1.0 if self.vocabulary.knows(word) else 0.0
+                near = None if known or not repair else self.vocabulary.nearest(word)
+                # A near-certain typo ("idrotshall") is repaired before trying to split it.
+                parts = [] if near and near[1] >= 0.9 else self.vocabulary.split_compound(word)
                 for part in parts:
-                    _add(feats, (f"w:{s}" for s in stems(part)), 0.6)
-                known = 1.0 if parts or self.vocabulary.knows(word) else 0.0
-                if repair and not known:
-                    near = self.vocabulary.nearest(word)
-                    if near is not None:
-                        word, weight = near[0], near[1] * 0.9
-                        known = near[1] * 0.8
+                    part_features = {f"w:{s}" for s in stems(part)}
+                    _add(feats, part_features, 0.6)
+                    word_features |= part_features
+                if parts:
+                    known = 1.0
+                elif near is not None:
+                    word, weight = near[0], near[1] * 0.9
+                    known = near[1] * 0.8
             word_stems = stems(word)
-            _add(feats, (f"w:{s}" for s in word_stems), weight)
+            own_features = {f"w:{s}" for s in word_stems}
+            _add(feats, own_features, weight)
             head = min(word_stems, key=len)
             if not function_word:
-                content.append((f"w:{head}", known))
+                content.append(
+                    ContentWord(original, f"w:{head}", own_features | word_features, known)
+                )
             if previous is not None:
                 _add(feats, (f"b:{previous}_{head}",), weight)
             previous = head
@@ -194,21 +201,30 @@ class Analyzer:
                 )
         return feats, content
 
-    def content_stems(self, text: str) -> list[set[str]]:
-        """Per content word of ``text``, its stems and those of its compound parts/repair."""
-        result: list[set[str]] = []
-        for word in words(text):
-            if word in STOPWORDS or word.isdigit():
-                continue
-            found = set(stems(word))
-            for part in self.vocabulary.split_compound(word):
-                found |= stems(part)
-            if not self.vocabulary.knows(word):
-                near = self.vocabulary.nearest(word)
-                if near is not None:
-                    found |= stems(near[0])
-            result.append(found)
-        return result
+    @staticmethod
+    def phrase_stems(phrase: str) -> list[set[str]]:
+        """Per content word of a keyword or phrase, its own stems (no parts, no repair)."""
+        return [
+            stems(word) for word in words(phrase) if word not in STOPWORDS and not word.isdigit()
+        ]
+
+
+@dataclass(frozen=True)
+class ContentWord:
+    """A content word of a question as the router understood it.
+
+    ``known`` is 1.0 when the table has the word or all its compound parts, the similarity when
+    it was repaired from a typo, and 0.0 when the table has never seen it.
+    """
+
+    original: str
+    main_feature: str
+    features: set[str]
+    known: float
+
+    @property
+    def stems(self) -> set[str]:
+        return {feature[2:] for feature in self.features}
 
 
 def _add(feats: dict[str, float], keys: Iterable[str], weight: float) -> None:
