@@ -52,6 +52,8 @@ _CASE_REFERENCE = re.compile(
 class RouterOptions:
     """Switches for each analysis step, so that the benchmarks can measure what each one adds."""
 
+    stemming: bool = True
+    compounds: bool = True
     char_ngrams: bool = True
     repair: bool = True
     learned: bool = True
@@ -199,7 +201,12 @@ class Router:
             for word in words(text):
                 vocabulary.add(word)
         vocabulary.freeze()
-        analyzer = Analyzer(vocabulary, char_ngrams=options.char_ngrams)
+        analyzer = Analyzer(
+            vocabulary,
+            char_ngrams=options.char_ngrams,
+            stemming=options.stemming,
+            compounds=options.compounds,
+        )
 
         feature_index: dict[str, int] = {}
         rows: list[int] = []

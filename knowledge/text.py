@@ -97,7 +97,7 @@ class Vocabulary:
             return False
         return self.knows(part)
 
-    def split_compound(self, word: str, depth: int = 0) -> list[str]:
+    def split_compound(self, word: str, depth: int = 0, *, repair: bool = False) -> list[str]:
         """Split a Swedish compound into parts the table knows (``föreningsbidrag`` → two parts).
 
         Tries the longest known head first, allowing the linking ``s`` (förening-s-bidrag).
@@ -115,7 +115,7 @@ class Vocabulary:
                 continue
             if self._known_part(tail):
                 return [head, tail]
-            if depth == 0 and len(tail) >= _MIN_TYPO_LENGTH:
+            if repair and depth == 0 and len(tail) >= _MIN_TYPO_LENGTH:
                 near = self.nearest(tail)  # a compound with a misspelt tail: "aktivitetsbidarg"
                 if near is not None:
                     return [head, near[0]]
@@ -143,9 +143,18 @@ class Vocabulary:
 class Analyzer:
     """Turns text into weighted features; built once per routing table."""
 
-    def __init__(self, vocabulary: Vocabulary, *, char_ngrams: bool = True) -> None:
+    def __init__(
+        self,
+        vocabulary: Vocabulary,
+        *,
+        char_ngrams: bool = True,
+        stemming: bool = True,
+        compounds: bool = True,
+    ) -> None:
         self.vocabulary = vocabulary
         self.char_ngrams = char_ngrams
+        self.compounds = compounds
+        self._stems = stems if stemming else _as_is
 
     def features(self, text: str, *, repair: bool = True) -> dict[str, float]:
         """Feature → weight for ``text``: stems, stem bigrams, compound parts, char n-grams."""
@@ -171,9 +180,13 @@ class Analyzer:
                 known = 1.0 if self.vocabulary.knows(word) else 0.0
                 near = None if known or not repair else self.vocabulary.nearest(word)
                 # A near-certain typo ("idrotshall") is repaired before trying to split it.
-                parts = [] if near and near[1] >= 0.9 else self.vocabulary.split_compound(word)
+                parts = (
+                    self.vocabulary.split_compound(word, repair=repair and not known)
+                    if self.compounds and not (near and near[1] >= 0.9)
+                    else []
+                )
                 for part in parts:
-                    part_features = {f"w:{s}" for s in stems(part)}
+                    part_features = {f"w:{s}" for s in self._stems(part)}
                     _add(feats, part_features, 0.6)
                     word_features |= part_features
                 if parts:
@@ -181,7 +194,7 @@ class Analyzer:
                 elif near is not None:
                     word, weight = near[0], near[1] * 0.9
                     known = near[1] * 0.8
-            word_stems = stems(word)
+            word_stems = self._stems(word)
             own_features = {f"w:{s}" for s in word_stems}
             _add(feats, own_features, weight)
             head = min(word_stems, key=len)
@@ -201,11 +214,12 @@ class Analyzer:
                 )
         return feats, content
 
-    @staticmethod
-    def phrase_stems(phrase: str) -> list[set[str]]:
+    def phrase_stems(self, phrase: str) -> list[set[str]]:
         """Per content word of a keyword or phrase, its own stems (no parts, no repair)."""
         return [
-            stems(word) for word in words(phrase) if word not in STOPWORDS and not word.isdigit()
+            self._stems(word)
+            for word in words(phrase)
+            if word not in STOPWORDS and not word.isdigit()
         ]
 
 
@@ -225,6 +239,10 @@ class ContentWord:
     @property
     def stems(self) -> set[str]:
         return {feature[2:] for feature in self.features}
+
+
+def _as_is(word: str) -> set[str]:
+    return {word}
 
 
 def _add(feats: dict[str, float], keys: Iterable[str], weight: float) -> None:
