@@ -63,6 +63,26 @@ def main(verbose: bool) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
+@main.command("run")
+def run_bot() -> None:
+    """Start the Telegram bot: long polling, or webhooks when WEBHOOK_URL is set."""
+    from bot.app import build_services, run
+    from bot.config import SettingsInvalid, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsInvalid as exc:
+        click.echo("Cannot start: the configuration is not valid.", err=True)
+        for line in str(exc).splitlines():
+            click.echo(f"  {line}", err=True)
+        sys.exit(2)
+    try:
+        services = build_services(settings)
+    except RulesInvalid as exc:
+        _fail_invalid(exc)
+    run(settings, services)
+
+
 @main.command()
 @_RULES_OPTION
 @_KNOWLEDGE_OPTION
@@ -146,8 +166,7 @@ def rules_explain(rules_path: Path | None, knowledge_path: Path | None, question
         click.echo(
             f"\n{candidate.department}: score {candidate.score:.3f} = √(learned "
             f"{candidate.probability:.3f} × nearest {candidate.similarity:.3f}) × known words "
-            f"{candidate.coverage:.2f}"
-            + (" + keyword bonus" if candidate.keywords else "")
+            f"{candidate.coverage:.2f}" + (" + keyword bonus" if candidate.keywords else "")
         )
         if candidate.rule:
             click.echo(f"  rule: {candidate.rule}")

@@ -1,1 +1,17 @@
-"""Telegram handlers, one module per feature (each with ``register(app)``)."""
+"""Telegram handlers, one module per feature, each with ``register(app)``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram.ext import Application
+
+
+def register_all(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    from handlers import errors, media, member, question, updates
+
+    updates.register(app)
+    member.register(app)
+    question.register(app)
+    media.register(app)
+    errors.register(app)

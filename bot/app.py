@@ -1,0 +1,125 @@
+"""Wiring: builds the python-telegram-bot ``Application`` and the services handlers use."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlmodel import Session
+from telegram import BotCommand
+from telegram.ext import Application, ApplicationBuilder, CallbackContext, ContextTypes, ExtBot
+
+from bot.config import Settings
+from bot.db import create_schema, make_engine
+from bot.services.conversation import ConversationPolicy
+from bot.texts import text
+from knowledge.loading import Routing, load_routing
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MEMBER_COMMANDS = ("start", "help", "language", "mycases")
+
+
+@dataclass
+class Services:
+    """What handlers need, built once at start and reached through ``context.services``."""
+
+    settings: Settings
+    engine: sa.Engine
+    routing: Routing
+    policy: ConversationPolicy
+
+    async def call(self, function: Callable[..., T], /, **kwargs: Any) -> T:
+        """Run a service function with a fresh session in a worker thread."""
+
+        def work() -> T:
+            with Session(self.engine, expire_on_commit=False) as session:
+                return function(session=session, **kwargs)
+
+        return await asyncio.to_thread(work)
+
+
+class ConciergeContext(
+    CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]
+):
+    """The callback context, typed, with the services at hand."""
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.bot_data["services"]
+        return services
+
+
+def build_services(settings: Settings, routing: Routing | None = None) -> Services:
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    routing = routing or load_routing(settings.rules_path, settings.knowledge_path)
+    policy = ConversationPolicy(
+        zone=settings.zone,
+        business_days=settings.response_business_days,
+        follow_up_minutes=settings.follow_up_minutes,
+    )
+    return Services(settings=settings, engine=engine, routing=routing, policy=policy)
+
+
+def build_application(
+    settings: Settings, services: Services | None = None
+) -> Application[Any, ConciergeContext, Any, Any, Any, Any]:
+    """The bot, ready to run; services are built in ``post_init`` unless given (tests)."""
+    from handlers import register_all
+
+    async def post_init(app: Application[Any, ConciergeContext, Any, Any, Any, Any]) -> None:
+        if "services" not in app.bot_data:
+            app.bot_data["services"] = await asyncio.to_thread(build_services, settings)
+        await set_commands(app)
+
+    builder = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(settings.telegram_api_url)
+        .context_types(ContextTypes(context=ConciergeContext))
+        .post_init(post_init)
+    )
+    if settings.telegram_file_url:
+        builder = builder.base_file_url(settings.telegram_file_url)
+    app = builder.build()
+    if services is not None:
+        app.bot_data["services"] = services
+    register_all(app)
+    return app
+
+
+async def set_commands(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """The command menu, in Swedish by default and in English for English clients."""
+    for language in ("sv", "en"):
+        commands = [
+            BotCommand(name, text(f"command_{name}", language)) for name in MEMBER_COMMANDS
+        ]
+        await app.bot.set_my_commands(commands, language_code=None if language == "sv" else "en")
+
+
+def run(settings: Settings, services: Services | None = None) -> None:
+    """Start the bot: webhooks when ``WEBHOOK_URL`` is set, else long polling."""
+    app = build_application(settings, services)
+    if settings.webhook_url:
+        assert settings.webhook_secret is not None
+        logger.info(
+            "starting with a webhook on %s:%s", settings.webhook_listen, settings.webhook_port
+        )
+        app.run_webhook(
+            listen=settings.webhook_listen,
+            port=settings.webhook_port,
+            url_path=settings.webhook_path,
+            webhook_url=settings.webhook_url,
+            secret_token=settings.webhook_secret.get_secret_value(),
+            allowed_updates=["message", "callback_query"],
+        )
+    else:
+        logger.info("starting with long polling")
+        app.run_polling(allowed_updates=["message", "callback_query"])

@@ -1,0 +1,152 @@
+"""Database tables (SQLModel). Everything that must survive a restart lives here.
+
+Timestamps are timezone-aware UTC; SQLite, which stores them without a zone, gets them back
+as UTC through ``UTCDateTime``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A DateTime column that always returns aware UTC datetimes."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, _dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use aware UTC datetimes")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, _dialect: sa.Dialect) -> datetime | None:
+        if not isinstance(value, datetime):
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _time(**kwargs: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kwargs)
+
+
+class CaseStatus(StrEnum):
+    OPEN = "open"
+    CLAIMED = "claimed"
+    HANDED_OVER = "handed_over"
+    CLOSED = "closed"
+
+
+class Direction(StrEnum):
+    FROM_MEMBER = "in"
+    TO_MEMBER = "out"
+    INTERNAL = "internal"
+
+
+class FeedbackKind(StrEnum):
+    HELPFUL = "helpful"
+    NOT_HELPFUL = "not_helpful"
+    CLARIFY_CHOICE = "clarify_choice"
+    CLARIFY_NONE = "clarify_none"
+
+
+class Member(SQLModel, table=True):
+    """An association member who wrote to the bot. Only what the service needs is kept."""
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    first_name: str = Field(default="", max_length=128)
+    language: str = Field(default="sv", max_length=8)
+    unreachable: bool = False
+    created_at: datetime = _time(default_factory=utcnow)
+    last_seen_at: datetime = _time(default_factory=utcnow)
+
+
+class Question(SQLModel, table=True):
+    """A routed question and the router's decision; buttons refer to it by id."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    text: str
+    action: str = Field(max_length=16)
+    department: str | None = Field(default=None, max_length=64)
+    score: float = 0.0
+    rule: str | None = Field(default=None, max_length=64)
+    article: str | None = Field(default=None, max_length=64)
+    candidates: str = "[]"  # JSON list of department ids offered
+    created_at: datetime = _time(default_factory=utcnow)
+
+
+class Case(SQLModel, table=True):
+    """An escalated question, worked by the coordinator until it is closed."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str | None = Field(default=None, unique=True, max_length=32)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    chat_id: int
+    question_id: int | None = Field(default=None, foreign_key="question.id")
+    question: str
+    department: str | None = Field(default=None, max_length=64)
+    score: float = 0.0
+    reason: str = Field(default="", max_length=32)
+    status: CaseStatus = Field(default=CaseStatus.OPEN, max_length=16, index=True)
+    confirmation_message_id: int | None = None
+    # The Telegram update that created the case: a redelivered update finds it instead.
+    source_update_id: int | None = Field(default=None, unique=True)
+    created_at: datetime = _time(default_factory=utcnow)
+    updated_at: datetime = _time(default_factory=utcnow)
+    due_at: datetime = _time()
+    closed_at: datetime | None = _time(default=None)
+
+
+class CaseMessage(SQLModel, table=True):
+    """Every message of a case, in both directions."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    direction: Direction = Field(max_length=16)
+    text: str = ""
+    attachment_file_id: str | None = Field(default=None, max_length=256)
+    attachment_name: str | None = Field(default=None, max_length=256)
+    telegram_message_id: int | None = None
+    created_at: datetime = _time(default_factory=utcnow)
+
+
+class Feedback(SQLModel, table=True):
+    """👍/👎 on answers and choices made in clarifications, for statistics and better rules."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    question_id: int = Field(foreign_key="question.id", index=True)
+    member_id: int = Field(foreign_key="member.id")
+    kind: FeedbackKind = Field(max_length=24)
+    department: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _time(default_factory=utcnow)
+
+
+class PendingMessage(SQLModel, table=True):
+    """A message that may belong to an open case; the member is asked which."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    case_id: int = Field(foreign_key="case.id")
+    chat_id: int
+    text: str
+    resolved: bool = False
+    created_at: datetime = _time(default_factory=utcnow)
+
+
+class ProcessedUpdate(SQLModel, table=True):
+    """Telegram update ids already handled: a repeat delivery creates nothing."""
+
+    update_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    processed_at: datetime = _time(default_factory=utcnow)

@@ -1,0 +1,1 @@
+"""Services: the decisions behind the bot, called by handlers, CLI and jobs alike."""

@@ -1,0 +1,180 @@
+"""Cases: created when a question goes to the coordinator, with every message kept."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import holidays
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from bot.models import Case, CaseMessage, CaseStatus, Direction, Member, utcnow
+
+# A person answers during office hours; "by Tuesday" means by the end of Tuesday's office day.
+_OFFICE_DAY_ENDS = time(17, 0)
+
+
+def add_business_days(start: datetime, days: int, zone: ZoneInfo) -> datetime:
+    """The end of the office day ``days`` Swedish business days after ``start`` (aware UTC)."""
+    local = start.astimezone(zone).date()
+    public_holidays = holidays.country_holidays("SE", years=range(local.year, local.year + 2))
+    current: date = local
+    remaining = days
+    while remaining > 0:
+        current += timedelta(days=1)
+        if current.weekday() < 5 and current not in public_holidays:
+            remaining -= 1
+    return datetime.combine(current, _OFFICE_DAY_ENDS, tzinfo=zone).astimezone(start.tzinfo)
+
+
+def make_reference(case_id: int, created_at: datetime, zone: ZoneInfo) -> str:
+    return f"F-{created_at.astimezone(zone).year}-{case_id:04d}"
+
+
+def create_case(
+    *,
+    session: Session,
+    member_id: int,
+    chat_id: int,
+    question: str,
+    zone: ZoneInfo,
+    business_days: int,
+    department: str | None = None,
+    score: float = 0.0,
+    reason: str = "",
+    question_id: int | None = None,
+    source_update_id: int | None = None,
+    now: datetime | None = None,
+) -> tuple[Case, bool]:
+    """Open a case (committed before returning) and return it with ``True`` when it is new.
+
+    The same Telegram update, or the same routed question, never opens a second case: the
+    existing one is returned with ``False``.
+    """
+    existing = _existing_case(session, source_update_id, question_id)
+    if existing is not None:
+        return existing, False
+    now = now or utcnow()
+    case = Case(
+        member_id=member_id,
+        chat_id=chat_id,
+        question=question,
+        department=department,
+        score=score,
+        reason=reason,
+        question_id=question_id,
+        source_update_id=source_update_id,
+        created_at=now,
+        updated_at=now,
+        due_at=add_business_days(now, business_days, zone),
+    )
+    session.add(case)
+    try:
+        session.flush()
+    except IntegrityError:
+        # Another delivery of the same update won the race; use its case.
+        session.rollback()
+        existing = _existing_case(session, source_update_id, question_id)
+        if existing is None:
+            raise
+        return existing, False
+    assert case.id is not None
+    case.reference = make_reference(case.id, now, zone)
+    session.add(
+        CaseMessage(
+            case_id=case.id, direction=Direction.FROM_MEMBER, text=question, created_at=now
+        )
+    )
+    session.commit()
+    return case, True
+
+
+def _existing_case(
+    session: Session, source_update_id: int | None, question_id: int | None
+) -> Case | None:
+    if source_update_id is not None:
+        found = session.exec(select(Case).where(Case.source_update_id == source_update_id)).first()
+        if found is not None:
+            return found
+    if question_id is not None:
+        return session.exec(select(Case).where(Case.question_id == question_id)).first()
+    return None
+
+
+def add_message(
+    *,
+    session: Session,
+    case: Case,
+    direction: Direction,
+    text: str,
+    telegram_message_id: int | None = None,
+    attachment_file_id: str | None = None,
+    attachment_name: str | None = None,
+    now: datetime | None = None,
+) -> CaseMessage:
+    now = now or utcnow()
+    assert case.id is not None
+    message = CaseMessage(
+        case_id=case.id,
+        direction=direction,
+        text=text,
+        telegram_message_id=telegram_message_id,
+        attachment_file_id=attachment_file_id,
+        attachment_name=attachment_name,
+        created_at=now,
+    )
+    case.updated_at = now
+    session.add(message)
+    session.add(case)
+    session.commit()
+    return message
+
+
+def set_confirmation_message(*, session: Session, case: Case, message_id: int) -> None:
+    """Remember the bot's confirmation, so that a reply to it joins the case."""
+    case.confirmation_message_id = message_id
+    session.add(case)
+    session.commit()
+
+
+def open_case_of(*, session: Session, member_id: int) -> Case | None:
+    """The member's most recent case that is not closed."""
+    return session.exec(
+        select(Case)
+        .where(Case.member_id == member_id, Case.status != CaseStatus.CLOSED)
+        .order_by(col(Case.created_at).desc(), col(Case.id).desc())
+    ).first()
+
+
+def cases_of(*, session: Session, member_id: int, limit: int = 10) -> list[Case]:
+    return list(
+        session.exec(
+            select(Case)
+            .where(Case.member_id == member_id)
+            .order_by(col(Case.created_at).desc(), col(Case.id).desc())
+            .limit(limit)
+        )
+    )
+
+
+def messages_of(*, session: Session, case_id: int) -> list[CaseMessage]:
+    return list(
+        session.exec(
+            select(CaseMessage)
+            .where(CaseMessage.case_id == case_id)
+            .order_by(col(CaseMessage.created_at), col(CaseMessage.id))
+        )
+    )
+
+
+def outgoing_message_ids(*, session: Session, case_id: int) -> set[int]:
+    return {
+        message.telegram_message_id
+        for message in messages_of(session=session, case_id=case_id)
+        if message.direction == Direction.TO_MEMBER and message.telegram_message_id is not None
+    }
+
+
+def member_of(*, session: Session, case: Case) -> Member | None:
+    return session.get(Member, case.member_id)

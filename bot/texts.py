@@ -1,0 +1,320 @@
+"""Everything the bot says, in Swedish and English, and how it is put into Telegram HTML.
+
+Values a person typed are HTML-escaped when they are put into a text; pre-formatted HTML is
+passed as ``Html``. Nothing longer than Telegram's 4,096 characters is sent unsplit.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from knowledge.rules import Department
+
+TELEGRAM_LIMIT = 4096
+LANGUAGES = ("sv", "en")
+
+
+class Html(str):
+    """Text that is already valid Telegram HTML and must not be escaped again."""
+
+    __slots__ = ()
+
+
+TEXTS: dict[str, dict[str, str]] = {
+    "start": {
+        "sv": (
+            "Hej {name}! 👋 Jag är <b>Föreningslotsen</b>, föreningarnas väg in till "
+            "Helsingborgs stad.\n\n"
+            "Skriv din fråga med egna ord, till exempel om lokaler, bidrag, föreningsregistret "
+            "eller tillstånd. Jag svarar direkt när jag kan, visar vem på staden som hjälper er, "
+            "och kopplar dig annars till föreningssamordnaren – med ett ärendenummer och besked "
+            "om när du får svar.\n\n{privacy}"
+        ),
+        "en": (
+            "Hi {name}! 👋 I am <b>Föreningslotsen</b>, the associations' way into the City of "
+            "Helsingborg.\n\n"
+            "Write your question in your own words, for example about premises, grants, the "
+            "association register or permits. I answer right away when I can, show who in the "
+            "city can help you, and otherwise connect you with the association coordinator – "
+            "with a case number and when you will hear back.\n\n{privacy}"
+        ),
+    },
+    "privacy": {
+        "sv": (
+            "🔒 <b>Om dina uppgifter:</b> det du skriver till staden blir allmän handling och kan "
+            "lämnas ut. Skriv därför inte känsliga personuppgifter (t.ex. hälsa eller "
+            "personnummer). Vi sparar bara ditt Telegram-id, förnamn, språk och dina frågor. "
+            "Ansvarig: {responsible}. Läs mer: {url}"
+        ),
+        "en": (
+            "🔒 <b>About your data:</b> what you write to the city becomes a public record "
+            "(allmän handling) and may be disclosed. So do not share sensitive personal details "
+            "(e.g. health or ID numbers). We keep only your Telegram id, first name, language and "
+            "your questions. Responsible: {responsible}. More: {url}"
+        ),
+    },
+    "help": {
+        "sv": (
+            "<b>Så använder du Föreningslotsen</b>\n"
+            "• Skriv din fråga som vanlig text.\n"
+            "• Skriv <i>prata med samordnaren</i> för att nå en person.\n"
+            "• /mycases – dina ärenden och deras status\n"
+            "• /language – byt språk (svenska/English)\n"
+            "• /start – välkomsttext och information om dina uppgifter"
+        ),
+        "en": (
+            "<b>How to use Föreningslotsen</b>\n"
+            "• Write your question as plain text.\n"
+            "• Write <i>talk to a human</i> to reach a person.\n"
+            "• /mycases – your cases and their status\n"
+            "• /language – change language (svenska/English)\n"
+            "• /start – welcome text and how your data is handled"
+        ),
+    },
+    "language_choose": {"sv": "Välj språk:", "en": "Choose a language:"},
+    "language_set": {
+        "sv": "Klart! Jag skriver på svenska.",
+        "en": "Done! I will write in English.",
+    },
+    "answer_intro": {
+        "sv": "Det här hör till <b>{department}</b>.",
+        "en": "This belongs to <b>{department}</b>.",
+    },
+    "contact_card": {"sv": "📇 <b>Kontakt: {name}</b>", "en": "📇 <b>Contact: {name}</b>"},
+    "contact_phone": {"sv": "☎️ {value}", "en": "☎️ {value}"},
+    "contact_email": {"sv": "✉️ {value}", "en": "✉️ {value}"},
+    "contact_web": {"sv": "🌐 {value}", "en": "🌐 {value}"},
+    "contact_hours": {"sv": "🕘 {value}", "en": "🕘 {value}"},
+    "button_helped": {"sv": "👍 Det hjälpte", "en": "👍 That helped"},
+    "button_not_helped": {
+        "sv": "Nej — koppla mig till samordnaren",
+        "en": "No — connect me to the coordinator",
+    },
+    "clarify": {
+        "sv": "Jag är inte säker på vart din fråga hör. Vilket av de här stämmer bäst?",
+        "en": "I am not sure where your question belongs. Which of these fits best?",
+    },
+    "button_none": {
+        "sv": "Inget av dessa — prata med samordnaren",
+        "en": "None of these — talk to the coordinator",
+    },
+    "escalated": {
+        "sv": (
+            "Jag har skickat din fråga till föreningssamordnaren. 📨\n\n"
+            "Ärendenummer: <b>{reference}</b>\n"
+            "Du får svar här i chatten senast <b>{due}</b>. Vill du lägga till något, svara på "
+            "det här meddelandet."
+        ),
+        "en": (
+            "I have passed your question to the association coordinator. 📨\n\n"
+            "Case number: <b>{reference}</b>\n"
+            "You will get an answer here in the chat by <b>{due}</b>. To add something, reply "
+            "to this message."
+        ),
+    },
+    "escalated_again": {
+        "sv": "Din fråga finns redan hos samordnaren som ärende <b>{reference}</b>.",
+        "en": "Your question is already with the coordinator as case <b>{reference}</b>.",
+    },
+    "added_to_case": {
+        "sv": "Tack! Jag har lagt till det i ärende <b>{reference}</b>.",
+        "en": "Thanks! I have added it to case <b>{reference}</b>.",
+    },
+    "ask_which_case": {
+        "sv": "Gäller det här ditt öppna ärende <b>{reference}</b> eller är det en ny fråga?",
+        "en": "Is this about your open case <b>{reference}</b>, or a new question?",
+    },
+    "button_belongs": {"sv": "Till ärende {reference}", "en": "Add to case {reference}"},
+    "button_new_question": {"sv": "Ny fråga", "en": "New question"},
+    "thanks_feedback": {
+        "sv": "Tack för att du berättade! 😊",
+        "en": "Thanks for letting us know! 😊",
+    },
+    "already_done": {"sv": "Det är redan klart. 👍", "en": "That is already done. 👍"},
+    "button_stale": {
+        "sv": "Den här knappen gäller inte längre. Skriv gärna din fråga igen.",
+        "en": "This button no longer works. Please write your question again.",
+    },
+    "button_not_yours": {
+        "sv": "Den här knappen hör till någon annans fråga.",
+        "en": "This button belongs to someone else's question.",
+    },
+    "no_cases": {"sv": "Du har inga ärenden ännu.", "en": "You have no cases yet."},
+    "cases_header": {"sv": "<b>Dina ärenden</b>", "en": "<b>Your cases</b>"},
+    "case_line": {
+        "sv": "• <b>{reference}</b> – {status} – {question}",
+        "en": "• <b>{reference}</b> – {status} – {question}",
+    },
+    "status_open": {"sv": "väntar på samordnaren", "en": "waiting for the coordinator"},
+    "status_claimed": {"sv": "handläggs", "en": "being handled"},
+    "status_handed_over": {"sv": "överlämnat", "en": "handed over"},
+    "status_closed": {"sv": "avslutat", "en": "closed"},
+    "document_added": {
+        "sv": "Tack! Filen är bifogad till ärende <b>{reference}</b>.",
+        "en": "Thanks! The file is attached to case <b>{reference}</b>.",
+    },
+    "document_no_case": {
+        "sv": (
+            "Tack för filen! Jag kan bara läsa text. Skriv din fråga som text, så hjälper jag "
+            "dig – en fil kan du skicka när du har ett öppet ärende."
+        ),
+        "en": (
+            "Thanks for the file! I can only read text. Write your question as text and I will "
+            "help – you can send a file once you have an open case."
+        ),
+    },
+    "media_unsupported": {
+        "sv": "Jag kan bara läsa text. Skriv din fråga med ord, så hjälper jag dig. 🙂",
+        "en": "I can only read text. Write your question in words and I will help. 🙂",
+    },
+    "group_hint": {
+        "sv": "Skriv till mig i en privat chatt, så hjälper jag dig där.",
+        "en": "Write to me in a private chat and I will help you there.",
+    },
+    "error": {
+        "sv": (
+            "Oj, något gick fel hos oss. 😕 Försök igen om en stund, eller skriv "
+            "<i>prata med samordnaren</i>."
+        ),
+        "en": (
+            "Oops, something went wrong on our side. 😕 Please try again in a moment, or write "
+            "<i>talk to a human</i>."
+        ),
+    },
+    "command_start": {"sv": "Välkommen och information om dina uppgifter", "en": "Welcome"},
+    "command_help": {"sv": "Så använder du botten", "en": "How to use the bot"},
+    "command_language": {"sv": "Byt språk", "en": "Change language"},
+    "command_mycases": {"sv": "Dina ärenden", "en": "Your cases"},
+}
+
+WEEKDAYS = {
+    "sv": ["måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag", "söndag"],
+    "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+}
+MONTHS = {
+    "sv": [
+        "januari",
+        "februari",
+        "mars",
+        "april",
+        "maj",
+        "juni",
+        "juli",
+        "augusti",
+        "september",
+        "oktober",
+        "november",
+        "december",
+    ],
+    "en": [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ],
+}
+
+
+def text(key: str, language: str, **values: object) -> Html:
+    """The catalogue text ``key`` in ``language`` (Swedish if missing), values escaped."""
+    variants = TEXTS[key]
+    template = variants.get(language) or variants["sv"]
+    escaped = {
+        name: value if isinstance(value, Html) else html.escape(str(value), quote=False)
+        for name, value in values.items()
+    }
+    return Html(template.format(**escaped))
+
+
+def format_due(moment: datetime, zone: ZoneInfo, language: str) -> str:
+    local = moment.astimezone(zone)
+    weekday = WEEKDAYS[language if language in WEEKDAYS else "sv"][local.weekday()]
+    month = MONTHS[language if language in MONTHS else "sv"][local.month - 1]
+    if language == "en":
+        return f"{weekday} {local.day} {month} at {local:%H:%M}"
+    return f"{weekday} {local.day} {month} kl. {local:%H.%M}"
+
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+_ITALIC = re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])")
+_LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
+
+
+def markdown_to_html(markdown: str) -> Html:
+    """The knowledge base's Markdown (bold, italic, lists, headings, links) as Telegram HTML."""
+    lines = []
+    for raw in markdown.splitlines():
+        line = html.escape(raw.rstrip(), quote=False)
+        heading = re.match(r"^#{1,6}\s+(.*)$", line)
+        if heading:
+            line = f"<b>{heading.group(1)}</b>"
+        line = re.sub(r"^(\s*)[-*]\s+", lambda m: f"{m.group(1)}• ", line)
+        line = _BOLD.sub(r"<b>\1</b>", line)
+        line = _ITALIC.sub(r"<i>\1</i>", line)
+        line = _LINK.sub(lambda m: f'<a href="{m.group(2)}">{m.group(1)}</a>', line)
+        lines.append(line)
+    return Html(re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip())
+
+
+def contact_card(department: Department, language: str) -> Html:
+    name = department.name_en if language == "en" and department.name_en else department.name
+    lines = [text("contact_card", language, name=name)]
+    contact = department.contact
+    for field in ("phone", "email", "web", "hours"):
+        value = getattr(contact, field)
+        if value:
+            lines.append(text(f"contact_{field}", language, value=value))
+    return Html("\n".join(lines))
+
+
+def department_name(department: Department, language: str) -> str:
+    return department.name_en if language == "en" and department.name_en else department.name
+
+
+def split_message(message: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
+    """Split at paragraph, then line, then word boundaries into parts of at most ``limit``.
+
+    Texts are built so that no HTML tag spans a line, so splitting between lines keeps every
+    part valid; a single over-long line is cut between words (a typed text carries no tags).
+    """
+    if len(message) <= limit:
+        return [message]
+    parts: list[str] = []
+    current = ""
+    for piece in _pieces(message, limit):
+        candidate = f"{current}\n{piece}" if current else piece
+        if len(candidate) <= limit:
+            current = candidate
+        else:
+            if current:
+                parts.append(current)
+            current = piece
+    if current:
+        parts.append(current)
+    return parts
+
+
+def _pieces(message: str, limit: int) -> Iterable[str]:
+    for line in message.split("\n"):
+        while len(line) > limit:
+            cut = line.rfind(" ", 0, limit)
+            cut = cut if cut > limit // 2 else limit
+            # Never cut inside an HTML entity such as &amp;.
+            amp = line.rfind("&", max(0, cut - 8), cut)
+            if amp != -1 and ";" not in line[amp:cut]:
+                cut = amp
+            yield line[:cut]
+            line = line[cut:].lstrip(" ")
+        yield line

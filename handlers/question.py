@@ -1,0 +1,257 @@
+"""A member's question: routed, answered, clarified or handed to the coordinator."""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ChatAction
+from telegram.error import BadRequest
+from telegram.ext import Application, CallbackQueryHandler, MessageHandler, filters
+
+from bot.app import ConciergeContext
+from bot.models import Direction
+from bot.services import cases as case_service
+from bot.services import conversation
+from bot.services.conversation import (
+    AddedToCase,
+    AlreadyDone,
+    Answered,
+    AskWhichCase,
+    ButtonRefused,
+    Clarify,
+    Escalated,
+    Outcome,
+)
+from bot.texts import Html, contact_card, department_name, format_due, markdown_to_html, text
+from handlers.common import current_member, send
+
+logger = logging.getLogger(__name__)
+
+# Button data (at most 64 bytes): what to do and with which stored row — never who may do it.
+_FEEDBACK = re.compile(r"^fb:(\d{1,12}):([yn])$")
+_CHOICE = re.compile(r"^cl:(\d{1,12}):(\d{1,2}|none)$")
+_PENDING = re.compile(r"^pm:(\d{1,12}):([cn])$")
+
+
+async def question_received(update: Update, context: ConciergeContext) -> None:
+    """Route a text message, or add it to the member's open case."""
+    message = update.effective_message
+    member = await current_member(update, context)
+    if message is None or member is None or message.text is None:
+        return
+    await context.bot.send_chat_action(message.chat_id, ChatAction.TYPING)
+    reply_to = message.reply_to_message.message_id if message.reply_to_message else None
+    outcome = await context.services.call(
+        conversation.receive_text,
+        routing=context.services.routing,
+        policy=context.services.policy,
+        member_id=member.id,
+        chat_id=message.chat_id,
+        text=message.text,
+        language=member.language,
+        reply_to_message_id=reply_to,
+        update_id=update.update_id,
+    )
+    await reply_with(context, message.chat_id, outcome, member.language)
+
+
+async def reply_with(
+    context: ConciergeContext, chat_id: int, outcome: Outcome, language: str
+) -> None:
+    """Tell the member what happened."""
+    if isinstance(outcome, Answered):
+        assert outcome.question.id is not None
+        body = (
+            markdown_to_html(outcome.article.body)
+            if outcome.article is not None
+            else Html(html.escape(outcome.department.description, quote=False))
+        )
+        intro = text(
+            "answer_intro", language, department=department_name(outcome.department, language)
+        )
+        keyboard = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        text("button_helped", language),
+                        callback_data=f"fb:{outcome.question.id}:y",
+                    )
+                ],
+                [
+                    InlineKeyboardButton(
+                        text("button_not_helped", language),
+                        callback_data=f"fb:{outcome.question.id}:n",
+                    )
+                ],
+            ]
+        )
+        card = contact_card(outcome.department, language)
+        await send(context, chat_id, Html(f"{intro}\n\n{body}\n\n{card}"), keyboard=keyboard)
+    elif isinstance(outcome, Clarify):
+        assert outcome.question.id is not None
+        rows = [
+            [
+                InlineKeyboardButton(
+                    department_name(department, language),
+                    callback_data=f"cl:{outcome.question.id}:{index}",
+                )
+            ]
+            for index, department in enumerate(outcome.departments)
+        ]
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    text("button_none", language), callback_data=f"cl:{outcome.question.id}:none"
+                )
+            ]
+        )
+        await send(
+            context, chat_id, text("clarify", language), keyboard=InlineKeyboardMarkup(rows)
+        )
+    elif isinstance(outcome, Escalated):
+        await confirm_case(context, outcome, language)
+    elif isinstance(outcome, AddedToCase):
+        await send(
+            context,
+            chat_id,
+            text("added_to_case", language, reference=outcome.case.reference or ""),
+        )
+    elif isinstance(outcome, AskWhichCase):
+        reference = outcome.case.reference or ""
+        keyboard = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        text("button_belongs", language, reference=reference),
+                        callback_data=f"pm:{outcome.pending.id}:c",
+                    )
+                ],
+                [
+                    InlineKeyboardButton(
+                        text("button_new_question", language),
+                        callback_data=f"pm:{outcome.pending.id}:n",
+                    )
+                ],
+            ]
+        )
+        await send(
+            context,
+            chat_id,
+            text("ask_which_case", language, reference=reference),
+            keyboard=keyboard,
+        )
+    elif isinstance(outcome, AlreadyDone):
+        await send(context, chat_id, text("already_done", language))
+
+
+async def confirm_case(context: ConciergeContext, outcome: Escalated, language: str) -> None:
+    """Give the member the case number and the promise; remember the confirmation message."""
+    case = outcome.case
+    if not outcome.new:
+        await send(
+            context,
+            case.chat_id,
+            text("escalated_again", language, reference=case.reference or ""),
+        )
+        return
+    due = format_due(case.due_at, context.services.settings.zone, language)
+    body = text("escalated", language, reference=case.reference or "", due=due)
+    sent = await send(context, case.chat_id, body)
+    services = context.services
+    await services.call(
+        case_service.set_confirmation_message, case=case, message_id=sent.message_id
+    )
+    await services.call(
+        case_service.add_message,
+        case=case,
+        direction=Direction.TO_MEMBER,
+        text=sent.text or "",
+        telegram_message_id=sent.message_id,
+    )
+
+
+async def button_pressed(update: Update, context: ConciergeContext) -> None:
+    """Handle the answer, clarification and follow-up buttons; re-check who pressed."""
+    query = update.callback_query
+    member = await current_member(update, context)
+    if query is None or member is None or query.message is None:
+        return
+    data = query.data or ""
+    language = member.language
+    services = context.services
+    chat_id = query.message.chat.id
+    try:
+        if match := _FEEDBACK.match(data):
+            helpful = match.group(2) == "y"
+            outcome: Outcome = await services.call(
+                conversation.give_feedback,
+                policy=services.policy,
+                member_id=member.id,
+                question_id=int(match.group(1)),
+                helpful=helpful,
+            )
+            await query.answer(text("thanks_feedback", language) if helpful else None)
+            await _remove_buttons(query)
+            if not helpful:
+                await reply_with(context, chat_id, outcome, language)
+        elif match := _CHOICE.match(data):
+            await query.answer()
+            question_id = int(match.group(1))
+            if match.group(2) == "none":
+                outcome = await services.call(
+                    conversation.choose_coordinator,
+                    policy=services.policy,
+                    member_id=member.id,
+                    question_id=question_id,
+                )
+            else:
+                outcome = await services.call(
+                    conversation.choose_department,
+                    routing=services.routing,
+                    member_id=member.id,
+                    question_id=question_id,
+                    choice=int(match.group(2)),
+                    language=language,
+                )
+            await _remove_buttons(query)
+            await reply_with(context, chat_id, outcome, language)
+        elif match := _PENDING.match(data):
+            await query.answer()
+            outcome = await services.call(
+                conversation.resolve_pending,
+                routing=services.routing,
+                policy=services.policy,
+                member_id=member.id,
+                pending_id=int(match.group(1)),
+                belongs_to_case=match.group(2) == "c",
+                language=language,
+            )
+            await _remove_buttons(query)
+            await reply_with(context, chat_id, outcome, language)
+        else:
+            raise ButtonRefused("stale")
+    except ButtonRefused as refused:
+        if refused.reason == "not_yours":
+            logger.warning("user %s pressed a button of another member's question", member.id)
+        await query.answer(text(f"button_{refused.reason}", language), show_alert=True)
+
+
+async def _remove_buttons(query: Any) -> None:
+    try:
+        await query.edit_message_reply_markup(reply_markup=None)
+    except BadRequest as exc:  # already removed, or too old to edit: nothing is lost
+        logger.info("could not remove buttons: %s", exc)
+
+
+def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    app.add_handler(
+        MessageHandler(
+            filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND, question_received
+        )
+    )
+    app.add_handler(CallbackQueryHandler(button_pressed, pattern=r"^(fb|cl|pm):"))
+    app.add_handler(CallbackQueryHandler(button_pressed))
