@@ -20,13 +20,14 @@ import hashlib
 import logging
 import math
 import re
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from knowledge.rules import Department, RoutingTable
 from knowledge.text import Analyzer, ContentWord, Vocabulary, fold, stems, words
@@ -36,7 +37,7 @@ logger = logging.getLogger(__name__)
 Action = Literal["answer", "clarify", "escalate"]
 ESCALATE_CLASS = "escalate"
 # Bumped whenever analysis or training changes, so cached weights of an older router are not used.
-MODEL_VERSION = "1"
+MODEL_VERSION = "2"
 
 # A reference to a specific case: our own (F-2026-0042), or a number after a word naming a case.
 # After "ansökan" only a number shaped like a reference counts: "ansökan 2026" is a year.
@@ -112,16 +113,32 @@ class CandidateExplanation:
 
 
 @dataclass
+class _Query:
+    """A question as feature columns and TF-IDF values (L2-normalised)."""
+
+    columns: np.ndarray
+    values: np.ndarray
+
+
+@dataclass
 class _Scores:
     departments: list[str]
     combined: np.ndarray
     probability: np.ndarray
     similarity: np.ndarray
-    best_doc: np.ndarray
+    doc_similarity: np.ndarray
+    class_bounds: list[tuple[int, int]]
     keyword_hits: dict[str, list[str]] = field(default_factory=dict)
-    query: sp.csr_matrix | None = None
+    query: _Query | None = None
     content: list[ContentWord] = field(default_factory=list)
     coverage: float = 1.0
+
+    def best_doc(self, class_index: int) -> int:
+        """The document of class ``class_index`` nearest to the question."""
+        start, end = self.class_bounds[class_index]
+        if start >= end:
+            return -1
+        return start + int(np.argmax(self.doc_similarity[start:end]))
 
 
 class Router:
@@ -149,7 +166,12 @@ class Router:
         self._feature_names = {index: name for name, index in feature_index.items()}
         self._idf = idf
         self._max_idf = float(idf.max()) if len(idf) else 1.0
-        self._documents_t = documents.T.tocsr()
+        documents_t = documents.T.tocsr()
+        self._postings_start = documents_t.indptr[:-1]
+        self._postings_end = documents_t.indptr[1:]
+        self._postings_docs = documents_t.indices
+        self._postings_values = documents_t.data
+        self._n_docs = documents.shape[0]
         self._doc_texts = doc_texts
         self._doc_rules = doc_rules
         self._classes = classes
@@ -158,8 +180,20 @@ class Router:
         self._rules = {rule.id: rule for rule in table.rules}
         # Documents are grouped by class so that "best document per class" is one reduceat.
         self._class_starts = np.searchsorted(doc_class, np.arange(len(classes)))
+        ends = [*self._class_starts[1:].tolist(), len(doc_class)]
+        self._class_bounds = list(zip(self._class_starts.tolist(), ends, strict=True))
+        self._class_index = {name: index for index, name in enumerate(classes)}
         self._keywords = self._compile_keywords(table)
+        # Keywords by each stem they contain, so that a question is checked only against the
+        # keywords that share a word with it.
+        self._keywords_by_stem: dict[str, list[int]] = {}
+        for position, (_, _, _, parts) in enumerate(self._keywords):
+            for stem in sorted(set().union(*parts)):
+                self._keywords_by_stem.setdefault(stem, []).append(position)
         self._outside_places = {fold(place): place for place in table.escalation.outside_places}
+        self._long_person_phrases = [
+            fold(phrase) for phrase in table.escalation.person_phrases if len(fold(phrase)) >= 10
+        ]
         self._person_phrases = [
             (fold(phrase), [stems(w) for w in words(phrase)])
             for phrase in table.escalation.person_phrases
@@ -209,24 +243,32 @@ class Router:
         )
 
         feature_index: dict[str, int] = {}
-        rows: list[int] = []
-        cols: list[int] = []
-        values: list[float] = []
-        for row, (_, _, text) in enumerate(docs):
-            for feature, weight in analyzer.features(text, repair=False).items():
-                column = feature_index.setdefault(feature, len(feature_index))
-                rows.append(row)
-                cols.append(column)
+        # CSR built directly in typed arrays: Python lists of millions of numbers cost ~10x.
+        indptr = array("q", [0])
+        cols = array("i")
+        values = array("f")
+        for _, _, text in docs:
+            for feature, weight in sorted(analyzer.features(text, repair=False).items()):
+                cols.append(feature_index.setdefault(feature, len(feature_index)))
                 values.append(weight)
+            indptr.append(len(cols))
         counts = sp.csr_matrix(
-            (values, (rows, cols)), shape=(len(docs), len(feature_index)), dtype=np.float32
+            (
+                np.frombuffer(values, dtype=np.float32),
+                np.frombuffer(cols, dtype=np.int32),
+                np.frombuffer(indptr, dtype=np.int64),
+            ),
+            shape=(len(docs), len(feature_index)),
         )
         document_frequency = np.bincount(counts.indices, minlength=counts.shape[1])
         idf = (np.log((1 + counts.shape[0]) / (1 + document_frequency)) + 1).astype(np.float32)
         matrix = _normalise(counts.multiply(idf).tocsr())
         doc_class = np.array([class_index[doc[0]] for doc in docs], dtype=np.int64)
 
-        weights, bias = _train(matrix, doc_class, len(classes), options, table, cache_dir)
+        features_digest = hashlib.sha256("\n".join(feature_index).encode()).hexdigest()
+        weights, bias = _train(
+            matrix, doc_class, len(classes), options, table, cache_dir, features_digest
+        )
         return cls(
             table=table,
             options=options,
@@ -244,9 +286,9 @@ class Router:
 
     def _compile_keywords(
         self, table: RoutingTable
-    ) -> list[tuple[str, str | None, str, list[set[str]]]]:
+    ) -> list[tuple[str, str | None, str, list[frozenset[str]]]]:
         """(department, rule or None, keyword, stems per word); department names count too."""
-        compiled: list[tuple[str, str | None, str, list[set[str]]]] = []
+        compiled: list[tuple[str, str | None, str, list[frozenset[str]]]] = []
         for rule in table.rules:
             for keyword in rule.keywords:
                 parts = self._analyzer.phrase_stems(keyword)
@@ -366,7 +408,7 @@ class Router:
         explanations = []
         for index in np.argsort(-scores.combined, kind="stable")[:limit]:
             name = scores.departments[index]
-            doc = int(scores.best_doc[index])
+            doc = scores.best_doc(int(index))
             explanations.append(
                 CandidateExplanation(
                     department=name,
@@ -390,12 +432,16 @@ class Router:
         query_stems: set[str] = set()
         for word in words(text):
             query_stems |= stems(word)
-        for phrase, phrase_stems in self._person_phrases:
+        for _, phrase_stems in self._person_phrases:
             if phrase_stems and all(not s.isdisjoint(query_stems) for s in phrase_stems):
                 return True
-            if len(phrase) >= 10 and fuzz.partial_ratio(phrase, folded) >= 92:
-                return True
-        return False
+        # Typed with typos ("prata med en manniska"): a close match of a longer phrase.
+        return bool(
+            self._long_person_phrases
+            and process.extractOne(
+                folded, self._long_person_phrases, scorer=fuzz.partial_ratio, score_cutoff=92
+            )
+        )
 
     def _coverage(self, content: list[ContentWord]) -> float:
         """IDF-weighted share of the question's content words that the table knows.
@@ -413,7 +459,7 @@ class Router:
             known += weight * word.known
         return known / total if total else 1.0
 
-    def _vector(self, text: str) -> tuple[sp.csr_matrix | None, list[ContentWord]]:
+    def _vector(self, text: str) -> tuple[_Query | None, list[ContentWord]]:
         feats, content = self._analyzer.analyse(text, repair=self.options.repair)
         columns, values = [], []
         for feature, weight in feats.items():
@@ -425,31 +471,29 @@ class Router:
             return None, content
         vector = np.asarray(values, dtype=np.float32)
         vector /= np.linalg.norm(vector)
-        matrix = sp.csr_matrix(
-            (vector, (np.zeros(len(columns), dtype=np.int64), columns)),
-            shape=(1, len(self._feature_index)),
-        )
-        return matrix, content
+        return _Query(np.asarray(columns, dtype=np.int64), vector), content
+
+    def _similarities(self, query: _Query) -> np.ndarray:
+        """Cosine similarity of the question to every document (sparse dot products)."""
+        starts = self._postings_start[query.columns]
+        lengths = self._postings_end[query.columns] - starts
+        total = int(lengths.sum())
+        if total == 0:
+            return np.zeros(self._n_docs)
+        # Positions of every posting of every query feature, without a Python loop.
+        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+        positions = offsets + np.arange(total)
+        weights = self._postings_values[positions] * np.repeat(query.values, lengths)
+        return np.bincount(self._postings_docs[positions], weights=weights, minlength=self._n_docs)
 
     def _score(self, text: str) -> _Scores | None:
         query, content = self._vector(text)
         if query is None:
             return None
-        coverage = self._coverage(content)
-        similarity_per_doc = (query @ self._documents_t).toarray().ravel()
+        similarity_per_doc = self._similarities(query)
         best_similarity = np.maximum.reduceat(similarity_per_doc, self._class_starts)
-        best_doc = np.array(
-            [
-                start + int(np.argmax(similarity_per_doc[start:end]))
-                for start, end in zip(
-                    self._class_starts,
-                    [*self._class_starts[1:], len(similarity_per_doc)],
-                    strict=True,
-                )
-            ]
-        )
         if self.options.learned:
-            logits = (query @ self._weights).ravel() + self._bias
+            logits = query.values @ self._weights[query.columns] + self._bias
             logits -= logits.max()
             probability = np.exp(logits)
             probability /= probability.sum()
@@ -457,20 +501,20 @@ class Router:
         else:
             probability = np.zeros(len(self._classes), dtype=np.float32)
             combined = np.clip(best_similarity, 0, 1).astype(np.float64)
-        coverage = coverage**self.options.coverage_power
+        coverage = self._coverage(content) ** self.options.coverage_power
         combined = combined * coverage
         keyword_hits = self._keyword_hits(content)
         if keyword_hits and self.options.keyword_bonus:
-            class_index = {name: index for index, name in enumerate(self._classes)}
             for department in keyword_hits:
-                index = class_index[department]
+                index = self._class_index[department]
                 combined[index] = min(1.0, combined[index] + self.options.keyword_bonus)
         return _Scores(
             departments=self._classes,
             combined=np.asarray(combined, dtype=np.float64),
             probability=probability,
             similarity=best_similarity,
-            best_doc=best_doc,
+            doc_similarity=similarity_per_doc,
+            class_bounds=self._class_bounds,
             keyword_hits=keyword_hits,
             query=query,
             content=content,
@@ -482,16 +526,18 @@ class Router:
         for word in content:
             query_stems |= word.stems
         hits: dict[str, list[str]] = {}
-        if not query_stems:
-            return hits
-        for department, _, keyword, parts in self._keywords:
+        candidates: set[int] = set()
+        for stem in query_stems:
+            candidates.update(self._keywords_by_stem.get(stem, ()))
+        for position in sorted(candidates):
+            department, _, keyword, parts = self._keywords[position]
             if all(not part.isdisjoint(query_stems) for part in parts):
                 hits.setdefault(department, []).append(keyword)
         return hits
 
     def _best_rule(self, scores: _Scores, class_index: int) -> str | None:
         department = scores.departments[class_index]
-        nearest_rule = self._doc_rules[int(scores.best_doc[class_index])]
+        nearest_rule = self._doc_rules[scores.best_doc(class_index)]
         if nearest_rule is not None:
             return nearest_rule
         hits = scores.keyword_hits.get(department, ())
@@ -505,19 +551,16 @@ class Router:
         if scores.query is None:
             return []
         query = scores.query
-        value_of = {
-            self._feature_names[int(column)]: float(value)
-            for column, value in zip(query.indices, query.data, strict=True)
-        }
+        value_of = dict(zip(query.columns.tolist(), query.values.tolist(), strict=True))
         pulls: dict[str, float] = {}
         for word in scores.content:
             pull = 0.0
             for feature in word.features:
                 column = self._feature_index.get(feature)
-                if column is None or feature not in value_of:
+                if column is None or column not in value_of:
                     continue
                 weight = float(self._weights[column, class_index]) if self.options.learned else 1.0
-                pull += value_of[feature] * weight
+                pull += value_of[column] * weight
             pulls[word.original] = max(pulls.get(word.original, 0.0), pull)
         ranked = sorted(pulls.items(), key=lambda item: -item[1])
         return [(word, round(value, 3)) for word, value in ranked[:4] if value > 0]
@@ -533,7 +576,7 @@ class Router:
         hits = scores.keyword_hits.get(department)
         if hits:
             parts.append("keywords " + ", ".join(f"'{k}'" for k in hits[:3]))
-        doc = int(scores.best_doc[class_index])
+        doc = scores.best_doc(class_index)
         parts.append(
             f"nearest example '{_shorten(self._doc_texts[doc])}' "
             f"({float(scores.similarity[class_index]):.2f})"
@@ -586,6 +629,7 @@ def _train(
     options: RouterOptions,
     table: RoutingTable,
     cache_dir: Path | None,
+    features_digest: str,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression by full-batch Adam; deterministic for a given table."""
     n_features = matrix.shape[1]
@@ -594,7 +638,7 @@ def _train(
     cache_file = None
     if cache_dir is not None:
         key = hashlib.sha256(
-            f"{MODEL_VERSION}|{table.content_hash()}|{options}".encode()
+            f"{MODEL_VERSION}|{table.content_hash()}|{options}|{features_digest}".encode()
         ).hexdigest()[:32]
         cache_file = cache_dir / f"router-{key}.npz"
         try:
@@ -610,22 +654,34 @@ def _train(
     bias = np.zeros(n_classes, np.float32)
     first = np.zeros_like(weights)
     second = np.zeros_like(weights)
+    scratch = np.empty_like(weights)  # one buffer for every temporary of the update
     transposed = matrix.T.tocsr()
     count = matrix.shape[0]
     for step in range(1, options.train_steps + 1):
-        logits = matrix @ weights + bias
+        logits = matrix @ weights
+        logits += bias
         logits -= logits.max(axis=1, keepdims=True)
-        probability = np.exp(logits)
-        probability /= probability.sum(axis=1, keepdims=True)
-        error = (probability - targets) / count
-        gradient = transposed @ error + options.l2 * weights
+        np.exp(logits, out=logits)
+        logits /= logits.sum(axis=1, keepdims=True)
+        logits -= targets
+        logits /= count
+        error = logits
+        gradient = transposed @ error
+        gradient += options.l2 * weights
         first *= 0.9
-        first += 0.1 * gradient
+        first += np.multiply(gradient, 0.1, out=scratch)
         second *= 0.999
-        second += 0.001 * gradient * gradient
+        np.multiply(gradient, gradient, out=scratch)
+        scratch *= 0.001
+        second += scratch
         correction = math.sqrt(1 - 0.999**step) / (1 - 0.9**step)
-        weights -= options.learning_rate * correction * first / (np.sqrt(second) + 1e-8)
+        np.sqrt(second, out=scratch)
+        scratch += 1e-8
+        np.divide(first, scratch, out=scratch)
+        scratch *= options.learning_rate * correction
+        weights -= scratch
         bias -= options.learning_rate * error.sum(axis=0)
+        del gradient
     if cache_file is not None:
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)

@@ -42,11 +42,21 @@ _STOPWORD_TEXT = """
 _FOLD_TABLE = str.maketrans({"æ": "a", "ø": "o", "ß": "ss", "ð": "d", "þ": "th", "ł": "l"})
 
 
+@lru_cache(maxsize=1)
+def _drop_table() -> dict[int, str | None]:
+    """Combining marks, control and format characters, surrogates → removed; and the folds."""
+    table: dict[int, str | None] = {
+        code: None
+        for code in range(0x30000)
+        if unicodedata.category(chr(code)) in ("Mn", "Cc", "Cf", "Cs")
+    }
+    table.update({code: value for code, value in _FOLD_TABLE.items()})
+    return table
+
+
 def fold(text: str) -> str:
     """Lower-case, drop diacritics (å→a, ä→a, ö→o, é→e) and control characters."""
-    text = unicodedata.normalize("NFKD", text.casefold())
-    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Mn", "Cc", "Cf", "Cs"))
-    return text.translate(_FOLD_TABLE)
+    return unicodedata.normalize("NFKD", text.casefold()).translate(_drop_table())
 
 
 # Function words carry little routing signal: never repaired, split or cut into n-grams.
@@ -63,10 +73,11 @@ def _stemmers() -> tuple[Stemmer.Stemmer, Stemmer.Stemmer]:
     return Stemmer.Stemmer("swedish"), Stemmer.Stemmer("english")
 
 
-def stems(word: str) -> set[str]:
+@lru_cache(maxsize=200_000)
+def stems(word: str) -> frozenset[str]:
     """Swedish and English stems of a folded word (often the same string)."""
     swedish, english = _stemmers()
-    return {swedish.stemWord(word), english.stemWord(word)}
+    return frozenset((swedish.stemWord(word), english.stemWord(word)))
 
 
 @dataclass
@@ -76,6 +87,7 @@ class Vocabulary:
     surface: set[str] = field(default_factory=set)
     stems: set[str] = field(default_factory=set)
     _by_length: dict[int, list[str]] = field(default_factory=dict)
+    _nearest_cache: dict[str, tuple[str, float] | None] = field(default_factory=dict)
 
     def add(self, word: str) -> None:
         if word in STOPWORDS or word.isdigit():
@@ -84,10 +96,12 @@ class Vocabulary:
         self.stems.update(stems(word))
 
     def freeze(self) -> None:
+        # Sorted, so that a tie between two equally near words is always decided the same way.
         self._by_length = {}
-        for word in self.surface:
+        for word in sorted(self.surface):
             if len(word) >= _MIN_TYPO_LENGTH:
                 self._by_length.setdefault(len(word), []).append(word)
+        self._nearest_cache = {}
 
     def knows(self, word: str) -> bool:
         return word in self.surface or not stems(word).isdisjoint(self.stems)
@@ -128,6 +142,15 @@ class Vocabulary:
         """The known word closest to a misspelt ``word`` (rapidfuzz), with its similarity 0–1."""
         if len(word) < _MIN_TYPO_LENGTH:
             return None
+        if word in self._nearest_cache:
+            return self._nearest_cache[word]
+        if len(self._nearest_cache) > 50_000:  # bounded: members can type anything
+            self._nearest_cache.clear()
+        found = self._nearest(word)
+        self._nearest_cache[word] = found
+        return found
+
+    def _nearest(self, word: str) -> tuple[str, float] | None:
         candidates: list[str] = []
         for length in range(len(word) - 2, len(word) + 3):
             candidates.extend(self._by_length.get(length, ()))
@@ -197,7 +220,7 @@ class Analyzer:
             word_stems = self._stems(word)
             own_features = {f"w:{s}" for s in word_stems}
             _add(feats, own_features, weight)
-            head = min(word_stems, key=len)
+            head = min(word_stems, key=lambda stem: (len(stem), stem))
             if not function_word:
                 content.append(
                     ContentWord(original, f"w:{head}", own_features | word_features, known)
@@ -214,7 +237,7 @@ class Analyzer:
                 )
         return feats, content
 
-    def phrase_stems(self, phrase: str) -> list[set[str]]:
+    def phrase_stems(self, phrase: str) -> list[frozenset[str]]:
         """Per content word of a keyword or phrase, its own stems (no parts, no repair)."""
         return [
             self._stems(word)
@@ -241,8 +264,8 @@ class ContentWord:
         return {feature[2:] for feature in self.features}
 
 
-def _as_is(word: str) -> set[str]:
-    return {word}
+def _as_is(word: str) -> frozenset[str]:
+    return frozenset((word,))
 
 
 def _add(feats: dict[str, float], keys: Iterable[str], weight: float) -> None:
