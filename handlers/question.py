@@ -199,7 +199,6 @@ async def button_pressed(update: Update, context: ConciergeContext) -> None:
             if not helpful:
                 await reply_with(context, chat_id, outcome, language)
         elif match := _CHOICE.match(data):
-            await query.answer()
             question_id = int(match.group(1))
             if match.group(2) == "none":
                 outcome = await services.call(
@@ -217,10 +216,10 @@ async def button_pressed(update: Update, context: ConciergeContext) -> None:
                     choice=int(match.group(2)),
                     language=language,
                 )
+            await query.answer()
             await _remove_buttons(query)
             await reply_with(context, chat_id, outcome, language)
         elif match := _PENDING.match(data):
-            await query.answer()
             outcome = await services.call(
                 conversation.resolve_pending,
                 routing=services.routing,
@@ -230,6 +229,7 @@ async def button_pressed(update: Update, context: ConciergeContext) -> None:
                 belongs_to_case=match.group(2) == "c",
                 language=language,
             )
+            await query.answer()
             await _remove_buttons(query)
             await reply_with(context, chat_id, outcome, language)
         else:

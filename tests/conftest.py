@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -10,7 +10,10 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from bot.app import Services, build_services
+from bot.config import Settings, load_settings
 from bot.db import create_schema, make_engine
+from bot.loopback import LoopbackBotApi
 from bot.services.conversation import ConversationPolicy
 from knowledge.loading import Routing, load_routing
 
@@ -42,3 +45,31 @@ def policy() -> ConversationPolicy:
     return ConversationPolicy(
         zone=ZoneInfo("Europe/Stockholm"), business_days=2, follow_up_minutes=15
     )
+
+
+TOKEN = "777000:AAE_e2e-test-token"
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[LoopbackBotApi]:
+    """The project's loopback Telegram Bot API server on 127.0.0.1."""
+    async with LoopbackBotApi(TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(api: LoopbackBotApi, tmp_path: Path) -> Settings:
+    return load_settings(
+        _env_file=None,
+        telegram_bot_token=TOKEN,
+        telegram_api_url=api.base_url,
+        telegram_file_url=api.base_file_url,
+        database_url=f"sqlite:///{tmp_path / 'bot.sqlite3'}",
+        rules_path=ROOT / "routing_rules.yaml",
+        knowledge_path=ROOT / "knowledge" / "articles",
+    )
+
+
+@pytest.fixture
+def services(settings: Settings, shipped_routing: Routing) -> Services:
+    return build_services(settings, routing=shipped_routing)

@@ -107,8 +107,14 @@ def json_lines(output: str) -> list[dict[str, object]]:
 def test_route_json_prints_one_object_per_question(setup: tuple[Path, Path]) -> None:
     rules, knowledge = setup
     result = run(
-        "route", "--json", "--rules", str(rules), "--knowledge", str(knowledge),
-        "Hur bokar vi en idrottshall?", "Kan jag prata med en människa?",
+        "route",
+        "--json",
+        "--rules",
+        str(rules),
+        "--knowledge",
+        str(knowledge),
+        "Hur bokar vi en idrottshall?",
+        "Kan jag prata med en människa?",
     )
     assert result.exit_code == 0, result.output
     first, second = json_lines(result.stdout)
@@ -125,7 +131,12 @@ def test_route_json_prints_one_object_per_question(setup: tuple[Path, Path]) -> 
 def test_route_reads_questions_from_stdin(setup: tuple[Path, Path]) -> None:
     rules, knowledge = setup
     result = run(
-        "route", "--json", "--rules", str(rules), "--knowledge", str(knowledge),
+        "route",
+        "--json",
+        "--rules",
+        str(rules),
+        "--knowledge",
+        str(knowledge),
         stdin="Hur bokar vi en idrottshall?\nVi söker kulturstöd\nVi vill hyra en lokal\n",
     )
     assert result.exit_code == 0, result.output
@@ -212,7 +223,12 @@ def test_rules_check_on_a_missing_file(tmp_path: Path, setup: tuple[Path, Path])
 def test_rules_explain_prints_the_candidates(setup: tuple[Path, Path]) -> None:
     rules, knowledge = setup
     result = run(
-        "rules", "explain", "--rules", str(rules), "--knowledge", str(knowledge),
+        "rules",
+        "explain",
+        "--rules",
+        str(rules),
+        "--knowledge",
+        str(knowledge),
         "Hur bokar vi en idrottshall?",
     )
     assert result.exit_code == 0, result.output
@@ -241,8 +257,14 @@ def _questions(tmp_path: Path) -> Path:
 def test_eval_fails_below_the_bar(setup: tuple[Path, Path], tmp_path: Path) -> None:
     rules, knowledge = setup
     result = run(
-        "eval", str(_questions(tmp_path)), "--rules", str(rules), "--knowledge", str(knowledge),
-        "--min-correct", "1.01",
+        "eval",
+        str(_questions(tmp_path)),
+        "--rules",
+        str(rules),
+        "--knowledge",
+        str(knowledge),
+        "--min-correct",
+        "1.01",
     )
     assert result.exit_code == 1
     assert "FAILED: correct" in result.stdout
@@ -252,8 +274,15 @@ def test_eval_fails_below_the_bar(setup: tuple[Path, Path], tmp_path: Path) -> N
 def test_eval_passes_at_a_reachable_bar(setup: tuple[Path, Path], tmp_path: Path) -> None:
     rules, knowledge = setup
     result = run(
-        "eval", str(_questions(tmp_path)), "--rules", str(rules), "--knowledge", str(knowledge),
-        "--min-correct", "0.0", "--json",
+        "eval",
+        str(_questions(tmp_path)),
+        "--rules",
+        str(rules),
+        "--knowledge",
+        str(knowledge),
+        "--min-correct",
+        "0.0",
+        "--json",
     )
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout)

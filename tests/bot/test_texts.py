@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.texts import TEXTS, TELEGRAM_LIMIT, Html, markdown_to_html, split_message, text
+from bot.texts import TELEGRAM_LIMIT, TEXTS, Html, markdown_to_html, split_message, text
 from knowledge.loading import Routing
 
 ALLOWED_TAGS = {"b", "i", "u", "s", "a", "code", "pre", "blockquote"}

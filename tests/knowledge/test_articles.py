@@ -245,7 +245,9 @@ def test_errors_of_several_files_are_reported_together(tmp_path: Path) -> None:
     errors = kb_errors(tmp_path)
     assert len(errors) == 3
     assert {Path(error.split(":")[0]).name for error in errors} == {
-        "lok-stod.md", "kulturstod.md", "tom.md",
+        "lok-stod.md",
+        "kulturstod.md",
+        "tom.md",
     }
 
 

@@ -434,8 +434,10 @@ def test_several_reference_errors_are_all_reported(tmp_path: Path) -> None:
             id="schema-and-reference",
         ),
         pytest.param(
-            ("    keywords: [hyra lokal, felanmälan]\n",
-             "    keywords: [hyra lokal, felanmälan]\n    keywords: [nyckel]\n"),
+            (
+                "    keywords: [hyra lokal, felanmälan]\n",
+                "    keywords: [hyra lokal, felanmälan]\n    keywords: [nyckel]\n",
+            ),
             ("    name: Kulturförvaltningen\n", "    name: Kulturförvaltningen\n    colour: x\n"),
             id="duplicate-key-and-unknown-key",
         ),
@@ -464,8 +466,18 @@ def test_eval_readme_lists_the_expected_departments() -> None:
     if not EVAL_README.is_file():
         pytest.skip("the shared evaluation README is not present")
     assert set(_shipped_department_ids()) == {
-        "skola_fritid", "kultur", "social", "vard_omsorg", "arbetsmarknad", "fastighet", "miljo",
-        "stadsbyggnad", "stadsledning", "kontaktcenter", "polisen", "skatteverket",
+        "skola_fritid",
+        "kultur",
+        "social",
+        "vard_omsorg",
+        "arbetsmarknad",
+        "fastighet",
+        "miljo",
+        "stadsbyggnad",
+        "stadsledning",
+        "kontaktcenter",
+        "polisen",
+        "skatteverket",
     }
 
 
@@ -473,8 +485,18 @@ def test_shipped_table_validates_with_the_shipped_knowledge_base() -> None:
     table, knowledge = load_table(REPO / "routing_rules.yaml", REPO / "knowledge" / "articles")
     ids = {department.id for department in table.departments}
     assert {
-        "skola_fritid", "kultur", "social", "vard_omsorg", "arbetsmarknad", "fastighet", "miljo",
-        "stadsbyggnad", "stadsledning", "kontaktcenter", "polisen", "skatteverket",
+        "skola_fritid",
+        "kultur",
+        "social",
+        "vard_omsorg",
+        "arbetsmarknad",
+        "fastighet",
+        "miljo",
+        "stadsbyggnad",
+        "stadsledning",
+        "kontaktcenter",
+        "polisen",
+        "skatteverket",
     } <= ids
     if EVAL_README.is_file():
         assert set(_shipped_department_ids()) <= ids
