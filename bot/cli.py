@@ -69,6 +69,8 @@ def run_bot() -> None:
     from bot.app import build_services, run
     from bot.config import SettingsInvalid, load_settings
 
+    logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its URLs contain the token
     try:
         settings = load_settings()
     except SettingsInvalid as exc:

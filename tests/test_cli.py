@@ -336,3 +336,25 @@ def test_every_command_has_help(path: tuple[str, ...], command: click.Command) -
 def test_the_expected_commands_exist() -> None:
     names = {" ".join(path) for path, _ in _commands(main)}
     assert {"route", "rules", "rules check", "rules explain", "eval"} <= names
+
+
+def test_run_refuses_to_start_without_a_token_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 2
+    assert "TELEGRAM_BOT_TOKEN: is not set" in result.stderr
+
+
+def test_run_refuses_a_webhook_without_its_secret(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:ABCDEFGHIJKLMNOP")
+    monkeypatch.setenv("WEBHOOK_URL", "https://bot.example.org/telegram")
+    monkeypatch.delenv("WEBHOOK_SECRET", raising=False)
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 2
+    assert "WEBHOOK_SECRET is required" in result.stderr
