@@ -34,6 +34,8 @@ class Services:
     engine: sa.Engine
     routing: Routing
     policy: ConversationPolicy
+    # Whether the coordinator group has topics: asked of Telegram once, not stored.
+    desk_is_forum: bool | None = None
 
     async def call(self, function: Callable[..., T], /, **kwargs: Any) -> T:
         """Run a service function with a fresh session in a worker thread."""
@@ -61,9 +63,10 @@ def build_services(settings: Settings, routing: Routing | None = None) -> Servic
     create_schema(engine)
     routing = routing or load_routing(settings.rules_path, settings.knowledge_path)
     policy = ConversationPolicy(
-        zone=settings.zone,
+        hours=settings.office_hours,
         business_days=settings.response_business_days,
         follow_up_minutes=settings.follow_up_minutes,
+        reopen_days=settings.reopen_days,
     )
     return Services(settings=settings, engine=engine, routing=routing, policy=policy)
 
@@ -78,6 +81,11 @@ def build_application(
         if "services" not in app.bot_data:
             app.bot_data["services"] = await asyncio.to_thread(build_services, settings)
         await set_commands(app)
+        from handlers.desk import schedule_jobs
+
+        schedule_jobs(app, app.bot_data["services"])
+        if settings.coordinator_chat_id is None:
+            logger.warning("COORDINATOR_CHAT_ID is not set: cases are kept but no desk is told")
 
     builder = (
         ApplicationBuilder()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.services.office_hours import OfficeHours
 from knowledge.loading import default_knowledge_path, default_rules_path
 
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
@@ -27,6 +29,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///foreningslotsen.sqlite3"
     coordinator_chat_id: int | None = None
     admin_user_ids: Annotated[tuple[int, ...], NoDecode] = ()
+    # Who works cases: these ids, and (always) the members of the coordinator group.
+    coordinator_user_ids: Annotated[tuple[int, ...], NoDecode] = ()
     rules_path: Path = Field(default_factory=default_rules_path)
     knowledge_path: Path = Field(default_factory=default_knowledge_path)
     timezone: str = "Europe/Stockholm"
@@ -38,10 +42,20 @@ class Settings(BaseSettings):
     response_business_days: int = Field(default=2, ge=1, le=30)
     # A message within this many minutes of a case confirmation belongs to that case.
     follow_up_minutes: int = Field(default=15, ge=0, le=24 * 60)
+    # A member's message this many days after a case was closed can reopen it.
+    reopen_days: int = Field(default=14, ge=0, le=365)
+    # A coordinator's message in a case topic starting with this stays on the desk.
+    internal_prefix: str = Field(default="#intern", min_length=1, max_length=32)
+    office_opens: time = time(8, 0)
+    office_closes: time = time(17, 0)
+    # The desk is reminded this many office hours before a deadline, and again when it passes.
+    reminder_hours_before: float = Field(default=4.0, ge=0, le=100)
+    # A weekday morning digest of the queue, at this local time.
+    digest_time: time = time(8, 0)
     privacy_url: str = "https://helsingborg.se/personuppgifter"
     responsible: str = "Kommunstyrelsen, Helsingborgs stad"
 
-    @field_validator("admin_user_ids", mode="before")
+    @field_validator("admin_user_ids", "coordinator_user_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -77,6 +91,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:
+        if self.office_opens >= self.office_closes:
+            raise ValueError("OFFICE_OPENS must be before OFFICE_CLOSES")
         if self.webhook_url:
             if urlsplit(self.webhook_url).scheme not in ("http", "https"):
                 raise ValueError("WEBHOOK_URL must be an http(s) address")
@@ -89,6 +105,10 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def office_hours(self) -> OfficeHours:
+        return OfficeHours(zone=self.zone, opens=self.office_opens, closes=self.office_closes)
 
     @property
     def webhook_path(self) -> str:

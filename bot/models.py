@@ -107,6 +107,21 @@ class Case(SQLModel, table=True):
     updated_at: datetime = _time(default_factory=utcnow)
     due_at: datetime = _time()
     closed_at: datetime | None = _time(default=None)
+    # The coordinator's desk: where the case lives and who works it.
+    desk_chat_id: int | None = None
+    desk_thread_id: int | None = None
+    card_message_id: int | None = None
+    claimed_by: int | None = None
+    claimed_by_name: str | None = Field(default=None, max_length=128)
+    claimed_at: datetime | None = _time(default=None)
+    first_response_at: datetime | None = _time(default=None)
+    handed_to: str | None = Field(default=None, max_length=64)
+    handed_at: datetime | None = _time(default=None)
+    closing_note: str | None = None
+    rating: int | None = None
+    rated_at: datetime | None = _time(default=None)
+    member_blocked: bool = False
+    reopened_count: int = 0
 
 
 class CaseMessage(SQLModel, table=True):
@@ -119,7 +134,35 @@ class CaseMessage(SQLModel, table=True):
     attachment_file_id: str | None = Field(default=None, max_length=256)
     attachment_name: str | None = Field(default=None, max_length=256)
     telegram_message_id: int | None = None
+    # The coordinator who wrote it (relayed replies and internal notes).
+    author_id: int | None = None
     created_at: datetime = _time(default_factory=utcnow)
+
+
+class DeskMessage(SQLModel, table=True):
+    """A message the bot posted on the desk about a case: a reply to it belongs to the case."""
+
+    __table_args__ = (sa.UniqueConstraint("chat_id", "message_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    chat_id: int
+    message_id: int
+
+
+class ReminderSent(SQLModel, table=True):
+    """A deadline reminder that went out: once per case and level, across restarts."""
+
+    case_id: int = Field(foreign_key="case.id", primary_key=True)
+    level: str = Field(primary_key=True, max_length=16)
+    sent_at: datetime = _time(default_factory=utcnow)
+
+
+class DigestSent(SQLModel, table=True):
+    """The morning digest of a day, sent once."""
+
+    day: str = Field(primary_key=True, max_length=10)
+    sent_at: datetime = _time(default_factory=utcnow)
 
 
 class Feedback(SQLModel, table=True):

@@ -107,13 +107,13 @@ TEXTS: dict[str, dict[str, str]] = {
             "Jag har skickat din fråga till föreningssamordnaren. 📨\n\n"
             "Ärendenummer: <b>{reference}</b>\n"
             "Du får svar här i chatten senast <b>{due}</b>. Vill du lägga till något, svara på "
-            "det här meddelandet."
+            "det här meddelandet.{out_of_hours}"
         ),
         "en": (
             "I have passed your question to the association coordinator. 📨\n\n"
             "Case number: <b>{reference}</b>\n"
             "You will get an answer here in the chat by <b>{due}</b>. To add something, reply "
-            "to this message."
+            "to this message.{out_of_hours}"
         ),
     },
     "escalated_again": {
@@ -184,6 +184,180 @@ TEXTS: dict[str, dict[str, str]] = {
             "Oops, something went wrong on our side. 😕 Please try again in a moment, or write "
             "<i>talk to a human</i>."
         ),
+    },
+    # -- the coordinator's desk (city staff) and what the member sees of it ------------------
+    "desk_card": {
+        "sv": (
+            "🗂 <b>{reference}</b> · {status}\n\n"
+            "<b>Fråga:</b> {question}\n"
+            "<b>Medlem:</b> {member} · förening: {association} · språk: {lang}\n"
+            "<b>Förslag:</b> {suggestion}\n"
+            "<b>Inkom:</b> {received} · <b>svar senast:</b> {due}"
+        ),
+        "en": (
+            "🗂 <b>{reference}</b> · {status}\n\n"
+            "<b>Question:</b> {question}\n"
+            "<b>Member:</b> {member} · association: {association} · language: {lang}\n"
+            "<b>Suggestion:</b> {suggestion}\n"
+            "<b>Received:</b> {received} · <b>answer by:</b> {due}"
+        ),
+    },
+    "desk_suggestion": {
+        "sv": "{department} ({score}) – {contact}",
+        "en": "{department} ({score}) – {contact}",
+    },
+    "desk_no_suggestion": {"sv": "inget (frågan gick direkt till er)", "en": "none"},
+    "desk_status_open": {"sv": "🟡 Öppet – ingen har tagit det", "en": "🟡 Open – unclaimed"},
+    "desk_status_claimed": {"sv": "🔵 Tas av {name}", "en": "🔵 Handled by {name}"},
+    "desk_status_handed_over": {
+        "sv": "🟣 Överlämnat till {department} ({name})",
+        "en": "🟣 Handed over to {department} ({name})",
+    },
+    "desk_status_closed": {"sv": "⚪️ Stängt av {name}", "en": "⚪️ Closed by {name}"},
+    "desk_blocked_suffix": {
+        "sv": " · ⚠️ medlemmen har blockerat botten",
+        "en": " · ⚠️ the member has blocked the bot",
+    },
+    "desk_button_claim": {"sv": "Ta ärendet", "en": "Claim"},
+    "desk_button_hand_over": {"sv": "Lämna över till förvaltning", "en": "Hand over"},
+    "desk_button_close": {"sv": "Stäng", "en": "Close"},
+    "desk_button_back": {"sv": "« Tillbaka", "en": "« Back"},
+    "desk_claimed": {"sv": "Du har tagit ärendet.", "en": "You have claimed the case."},
+    "desk_claimed_by_other": {
+        "sv": "{name} har redan tagit ärendet.",
+        "en": "{name} has already claimed the case.",
+    },
+    "desk_already_yours": {"sv": "Ärendet är redan ditt.", "en": "The case is already yours."},
+    "desk_closed_already": {"sv": "Ärendet är redan stängt.", "en": "The case is already closed."},
+    "desk_unknown_case": {"sv": "Ärendet finns inte.", "en": "No such case."},
+    "desk_not_coordinator": {
+        "sv": "Bara föreningssamordnare kan arbeta med ärenden.",
+        "en": "Only association coordinators can work on cases.",
+    },
+    "desk_choose_department": {
+        "sv": "Vilken förvaltning ska ta över {reference}?",
+        "en": "Which department takes over {reference}?",
+    },
+    "desk_member_wrote": {"sv": "👤 <b>{member}:</b> {text}", "en": "👤 <b>{member}:</b> {text}"},
+    "desk_member_reopened": {
+        "sv": "🔁 Medlemmen skrev igen och ärendet är öppnat på nytt.",
+        "en": "🔁 The member wrote again; the case is open again.",
+    },
+    "desk_member_sent_file": {
+        "sv": "📎 Medlemmen skickade en fil: {name}",
+        "en": "📎 The member sent a file: {name}",
+    },
+    "desk_reply_sent": {"sv": "✅ Skickat till medlemmen.", "en": "✅ Sent to the member."},
+    "desk_note_kept": {
+        "sv": "📝 Intern anteckning, inte skickad.",
+        "en": "📝 Internal note, not sent.",
+    },
+    "desk_member_blocked": {
+        "sv": "⚠️ Medlemmen har blockerat botten – meddelandet kom inte fram. Ärendet är markerat.",
+        "en": "⚠️ The member has blocked the bot – the message was not delivered. Case marked.",
+    },
+    "desk_rating": {
+        "sv": "⭐ Medlemmen gav betyget {rating}/5.",
+        "en": "⭐ The member rated {rating}/5.",
+    },
+    "desk_reminder_due_soon": {
+        "sv": "⏰ {reference} ska besvaras senast {due} och har inget svar än.",
+        "en": "⏰ {reference} must be answered by {due} and has no answer yet.",
+    },
+    "desk_reminder_overdue": {
+        "sv": "🔴 {reference} skulle ha besvarats senast {due}. Medlemmen väntar.",
+        "en": "🔴 {reference} should have been answered by {due}. The member is waiting.",
+    },
+    "desk_queue_header": {
+        "sv": "<b>Kön – {count} öppna ärenden</b>",
+        "en": "<b>Queue – {count} open cases</b>",
+    },
+    "desk_queue_empty": {"sv": "Kön är tom. 🎉", "en": "The queue is empty. 🎉"},
+    "desk_queue_line": {
+        "sv": "{state} <b>{reference}</b> · {age} · {status} · {question}",
+        "en": "{state} <b>{reference}</b> · {age} · {status} · {question}",
+    },
+    "desk_digest_header": {
+        "sv": "☀️ <b>God morgon! Dagens kö</b>",
+        "en": "☀️ <b>Good morning! Today's queue</b>",
+    },
+    "desk_case_usage": {"sv": "Skriv /case F-ÅÅÅÅ-NNNN.", "en": "Write /case F-YYYY-NNNN."},
+    "desk_mine_empty": {"sv": "Du har inga öppna ärenden.", "en": "You have no open cases."},
+    "desk_close_where": {
+        "sv": "Skriv /close i ärendets ämne, eller som svar på ärendekortet.",
+        "en": "Write /close in the case's topic, or as a reply to the case card.",
+    },
+    "desk_stats_usage": {
+        "sv": "Skriv /stats, /stats 7d, /stats 12w eller /stats all.",
+        "en": "Write /stats, /stats 7d, /stats 12w or /stats all.",
+    },
+    "desk_stats": {
+        "sv": (
+            "<b>Statistik {since}–{until}</b>\n"
+            "Ärenden: {cases} · per status: {statuses}\n"
+            "Per förvaltning: {departments}\n"
+            "Median till första svar: {first} · till stängt: {close} (arbetstimmar)\n"
+            "Frågor: {questions} · lösta utan person: {without}\n"
+            "👍 {helpful} · 👎 {not_helpful} · betyg: {rating}"
+        ),
+        "en": (
+            "<b>Statistics {since}–{until}</b>\n"
+            "Cases: {cases} · by status: {statuses}\n"
+            "By department: {departments}\n"
+            "Median to first response: {first} · to closed: {close} (office hours)\n"
+            "Questions: {questions} · resolved without a person: {without}\n"
+            "👍 {helpful} · 👎 {not_helpful} · rating: {rating}"
+        ),
+    },
+    "member_reply": {
+        "sv": (
+            "💬 <b>Svar i ärende {reference}</b>\n\n{text}\n\n"
+            "<i>Föreningssamordnaren, Helsingborgs stad</i>"
+        ),
+        "en": (
+            "💬 <b>Reply in case {reference}</b>\n\n{text}\n\n"
+            "<i>The association coordinator, City of Helsingborg</i>"
+        ),
+    },
+    "member_handed_over": {
+        "sv": (
+            "Ditt ärende <b>{reference}</b> har lämnats över till <b>{department}</b>, som tar "
+            "det vidare.\n\n{card}"
+        ),
+        "en": (
+            "Your case <b>{reference}</b> has been handed over to <b>{department}</b>, who take "
+            "it from here.\n\n{card}"
+        ),
+    },
+    "member_closed": {
+        "sv": (
+            "Ärende <b>{reference}</b> är nu avslutat.{note}\n\n"
+            "Hur nöjd är du med hjälpen? (1 = inte alls, 5 = mycket)"
+        ),
+        "en": (
+            "Case <b>{reference}</b> is now closed.{note}\n\n"
+            "How satisfied are you with the help? (1 = not at all, 5 = very)"
+        ),
+    },
+    "member_closed_note": {"sv": "\n\n<i>{note}</i>", "en": "\n\n<i>{note}</i>"},
+    "member_rated": {"sv": "Tack för ditt betyg! ⭐", "en": "Thank you for your rating! ⭐"},
+    "member_reopened": {
+        "sv": (
+            "Jag har öppnat ärende <b>{reference}</b> igen och lagt till det du skrev. Du får "
+            "svar senast <b>{due}</b>."
+        ),
+        "en": (
+            "I have reopened case <b>{reference}</b> and added what you wrote. You will get an "
+            "answer by <b>{due}</b>."
+        ),
+    },
+    "out_of_hours": {
+        "sv": "\n\n🕔 Vi har stängt just nu. Vi läser din fråga från <b>{opening}</b>.",
+        "en": "\n\n🕔 We are closed right now. We will read your question from <b>{opening}</b>.",
+    },
+    "button_already_rated": {
+        "sv": "Du har redan gett ett betyg. Tack!",
+        "en": "You have already rated. Thanks!",
     },
     "command_start": {"sv": "Välkommen och information om dina uppgifter", "en": "Welcome"},
     "command_help": {"sv": "Så använder du botten", "en": "How to use the bot"},

@@ -9,7 +9,9 @@ from telegram.ext import Application, MessageHandler, filters
 
 from bot.app import ConciergeContext
 from bot.services import conversation
+from bot.services import desk as desk_service
 from bot.texts import text
+from handlers import desk
 from handlers.common import current_member, send
 
 
@@ -30,11 +32,22 @@ async def document_received(update: Update, context: ConciergeContext) -> None:
     if outcome is None:
         await send(context, message.chat_id, text("document_no_case", member.language))
     else:
-        await send(
-            context,
-            message.chat_id,
-            text("document_added", member.language, reference=outcome.case.reference or ""),
-        )
+        case = outcome.case
+        added = text("document_added", member.language, reference=case.reference or "")
+        await send(context, message.chat_id, added)
+        await desk.relay_member_message(context, case, member.first_name, outcome.text)
+        case = await context.services.call(desk_service.get_case, case_id=case.id or 0)
+        if case.desk_chat_id is not None:
+            notice = text(
+                "desk_member_sent_file", desk.DESK_LANGUAGE, name=document.file_name or "—"
+            )
+            await desk.post_on_case(context, case, notice)
+            await context.bot.copy_message(
+                case.desk_chat_id,
+                message.chat_id,
+                message.message_id,
+                message_thread_id=case.desk_thread_id,
+            )
 
 
 async def other_media_received(update: Update, context: ConciergeContext) -> None:

@@ -13,7 +13,7 @@ from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, MessageHandler, filters
 
 from bot.app import ConciergeContext
-from bot.models import Direction
+from bot.models import Direction, utcnow
 from bot.services import cases as case_service
 from bot.services import conversation
 from bot.services.conversation import (
@@ -27,6 +27,7 @@ from bot.services.conversation import (
     Outcome,
 )
 from bot.texts import Html, contact_card, department_name, format_due, markdown_to_html, text
+from handlers import desk
 from handlers.common import current_member, send
 
 logger = logging.getLogger(__name__)
@@ -56,13 +57,17 @@ async def question_received(update: Update, context: ConciergeContext) -> None:
         reply_to_message_id=reply_to,
         update_id=update.update_id,
     )
-    await reply_with(context, message.chat_id, outcome, member.language)
+    await reply_with(context, message.chat_id, outcome, member.language, member.first_name)
 
 
 async def reply_with(
-    context: ConciergeContext, chat_id: int, outcome: Outcome, language: str
+    context: ConciergeContext,
+    chat_id: int,
+    outcome: Outcome,
+    language: str,
+    member_name: str = "",
 ) -> None:
-    """Tell the member what happened."""
+    """Tell the member what happened, and the desk what it needs to know."""
     if isinstance(outcome, Answered):
         assert outcome.question.id is not None
         body = (
@@ -115,10 +120,16 @@ async def reply_with(
     elif isinstance(outcome, Escalated):
         await confirm_case(context, outcome, language)
     elif isinstance(outcome, AddedToCase):
-        await send(
-            context,
-            chat_id,
-            text("added_to_case", language, reference=outcome.case.reference or ""),
+        case = outcome.case
+        if outcome.reopened:
+            due = format_due(case.due_at, context.services.settings.zone, language)
+            reopened = text("member_reopened", language, reference=case.reference or "", due=due)
+            await send(context, chat_id, reopened)
+        else:
+            added = text("added_to_case", language, reference=case.reference or "")
+            await send(context, chat_id, added)
+        await desk.relay_member_message(
+            context, case, member_name, outcome.text, reopened=outcome.reopened
         )
     elif isinstance(outcome, AskWhichCase):
         reference = outcome.case.reference or ""
@@ -158,8 +169,26 @@ async def confirm_case(context: ConciergeContext, outcome: Escalated, language: 
             text("escalated_again", language, reference=case.reference or ""),
         )
         return
-    due = format_due(case.due_at, context.services.settings.zone, language)
-    body = text("escalated", language, reference=case.reference or "", due=due)
+    settings = context.services.settings
+    due = format_due(case.due_at, settings.zone, language)
+    now = utcnow()
+    hours = settings.office_hours
+    out_of_hours = (
+        text(
+            "out_of_hours",
+            language,
+            opening=format_due(hours.next_opening(now), settings.zone, language),
+        )
+        if not hours.is_open(now)
+        else ""
+    )
+    body = text(
+        "escalated",
+        language,
+        reference=case.reference or "",
+        due=due,
+        out_of_hours=Html(out_of_hours),
+    )
     sent = await send(context, case.chat_id, body)
     services = context.services
     await services.call(
@@ -197,7 +226,7 @@ async def button_pressed(update: Update, context: ConciergeContext) -> None:
             await query.answer(text("thanks_feedback", language) if helpful else None)
             await _remove_buttons(query)
             if not helpful:
-                await reply_with(context, chat_id, outcome, language)
+                await reply_with(context, chat_id, outcome, language, member.first_name)
         elif match := _CHOICE.match(data):
             question_id = int(match.group(1))
             if match.group(2) == "none":
@@ -218,7 +247,7 @@ async def button_pressed(update: Update, context: ConciergeContext) -> None:
                 )
             await query.answer()
             await _remove_buttons(query)
-            await reply_with(context, chat_id, outcome, language)
+            await reply_with(context, chat_id, outcome, language, member.first_name)
         elif match := _PENDING.match(data):
             outcome = await services.call(
                 conversation.resolve_pending,
@@ -231,7 +260,7 @@ async def button_pressed(update: Update, context: ConciergeContext) -> None:
             )
             await query.answer()
             await _remove_buttons(query)
-            await reply_with(context, chat_id, outcome, language)
+            await reply_with(context, chat_id, outcome, language, member.first_name)
         else:
             raise ButtonRefused("stale")
     except ButtonRefused as refused:

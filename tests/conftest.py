@@ -15,6 +15,7 @@ from bot.config import Settings, load_settings
 from bot.db import create_schema, make_engine
 from bot.loopback import LoopbackBotApi
 from bot.services.conversation import ConversationPolicy
+from bot.services.office_hours import OfficeHours
 from knowledge.loading import Routing, load_routing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +44,7 @@ def session(engine: sa.Engine) -> Iterator[Session]:
 @pytest.fixture
 def policy() -> ConversationPolicy:
     return ConversationPolicy(
-        zone=ZoneInfo("Europe/Stockholm"), business_days=2, follow_up_minutes=15
+        hours=OfficeHours(zone=ZoneInfo("Europe/Stockholm")), business_days=2, follow_up_minutes=15
     )
 
 

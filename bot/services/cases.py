@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import holidays
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.models import Case, CaseMessage, CaseStatus, Direction, Member, utcnow
-
-# A person answers during office hours; "by Tuesday" means by the end of Tuesday's office day.
-_OFFICE_DAY_ENDS = time(17, 0)
-
-
-def add_business_days(start: datetime, days: int, zone: ZoneInfo) -> datetime:
-    """The end of the office day ``days`` Swedish business days after ``start`` (aware UTC)."""
-    local = start.astimezone(zone).date()
-    public_holidays = holidays.country_holidays("SE", years=range(local.year, local.year + 2))
-    current: date = local
-    remaining = days
-    while remaining > 0:
-        current += timedelta(days=1)
-        if current.weekday() < 5 and current not in public_holidays:
-            remaining -= 1
-    return datetime.combine(current, _OFFICE_DAY_ENDS, tzinfo=zone).astimezone(start.tzinfo)
+from bot.services.office_hours import OfficeHours
 
 
 def make_reference(case_id: int, created_at: datetime, zone: ZoneInfo) -> str:
@@ -38,7 +22,7 @@ def create_case(
     member_id: int,
     chat_id: int,
     question: str,
-    zone: ZoneInfo,
+    hours: OfficeHours,
     business_days: int,
     department: str | None = None,
     score: float = 0.0,
@@ -67,7 +51,7 @@ def create_case(
         source_update_id=source_update_id,
         created_at=now,
         updated_at=now,
-        due_at=add_business_days(now, business_days, zone),
+        due_at=hours.deadline(now, business_days),
     )
     session.add(case)
     try:
@@ -80,7 +64,7 @@ def create_case(
             raise
         return existing, False
     assert case.id is not None
-    case.reference = make_reference(case.id, now, zone)
+    case.reference = make_reference(case.id, now, hours.zone)
     session.add(
         CaseMessage(
             case_id=case.id, direction=Direction.FROM_MEMBER, text=question, created_at=now
@@ -144,6 +128,19 @@ def open_case_of(*, session: Session, member_id: int) -> Case | None:
         select(Case)
         .where(Case.member_id == member_id, Case.status != CaseStatus.CLOSED)
         .order_by(col(Case.created_at).desc(), col(Case.id).desc())
+    ).first()
+
+
+def recently_closed_case_of(*, session: Session, member_id: int, since: datetime) -> Case | None:
+    """The member's case closed after ``since`` (it can still be reopened)."""
+    return session.exec(
+        select(Case)
+        .where(
+            Case.member_id == member_id,
+            Case.status == CaseStatus.CLOSED,
+            col(Case.closed_at) >= since,
+        )
+        .order_by(col(Case.closed_at).desc())
     ).first()
 
 

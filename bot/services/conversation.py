@@ -24,6 +24,8 @@ from bot.models import (
     utcnow,
 )
 from bot.services import cases as case_service
+from bot.services.desk import reopen_case
+from bot.services.office_hours import OfficeHours
 from knowledge.articles import Article
 from knowledge.loading import Routing
 from knowledge.router import Decision
@@ -43,9 +45,14 @@ class ButtonRefused(Exception):
 
 @dataclass(frozen=True)
 class ConversationPolicy:
-    zone: ZoneInfo
+    hours: OfficeHours
     business_days: int
     follow_up_minutes: int
+    reopen_days: int = 14
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return self.hours.zone
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,8 @@ class Escalated:
 @dataclass(frozen=True)
 class AddedToCase:
     case: Case
+    text: str = ""
+    reopened: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,12 +128,18 @@ def receive_text(
                 now=now,
             )
             return AddedToCase(open_case)
-        pending = PendingMessage(
-            member_id=member_id, case_id=open_case.id, chat_id=chat_id, text=text, created_at=now
+        return _ask_which(session, member_id, open_case, chat_id, text, now)
+    closed = case_service.recently_closed_case_of(
+        session=session, member_id=member_id, since=now - timedelta(days=policy.reopen_days)
+    )
+    if closed is not None and closed.id is not None:
+        replied_to_case = reply_to_message_id is not None and (
+            reply_to_message_id
+            in case_service.outgoing_message_ids(session=session, case_id=closed.id)
         )
-        session.add(pending)
-        session.commit()
-        return AskWhichCase(pending, open_case)
+        if replied_to_case:
+            return _reopen_with(session, policy, closed, text, now)
+        return _ask_which(session, member_id, closed, chat_id, text, now)
     return route_question(
         session=session,
         routing=routing,
@@ -136,6 +151,30 @@ def receive_text(
         update_id=update_id,
         now=now,
     )
+
+
+def _ask_which(
+    session: Session, member_id: int, case: Case, chat_id: int, text: str, now: datetime
+) -> AskWhichCase:
+    assert case.id is not None
+    pending = PendingMessage(
+        member_id=member_id, case_id=case.id, chat_id=chat_id, text=text, created_at=now
+    )
+    session.add(pending)
+    session.commit()
+    return AskWhichCase(pending, case)
+
+
+def _reopen_with(
+    session: Session, policy: ConversationPolicy, case: Case, text: str, now: datetime
+) -> AddedToCase:
+    reopen_case(
+        session=session, case=case, hours=policy.hours, business_days=policy.business_days, now=now
+    )
+    case_service.add_message(
+        session=session, case=case, direction=Direction.FROM_MEMBER, text=text, now=now
+    )
+    return AddedToCase(case, text, reopened=True)
 
 
 def route_question(
@@ -159,7 +198,7 @@ def route_question(
             member_id=member_id,
             chat_id=chat_id,
             question=text,
-            zone=policy.zone,
+            hours=policy.hours,
             business_days=policy.business_days,
             department=decision.candidates[0].department if decision.candidates else None,
             score=decision.score,
@@ -338,7 +377,7 @@ def _escalate_question(
         member_id=question.member_id,
         chat_id=question.member_id,
         question=question.text,
-        zone=policy.zone,
+        hours=policy.hours,
         business_days=policy.business_days,
         department=question.department,
         score=question.score,
@@ -377,7 +416,14 @@ def resolve_pending(
         case_service.add_message(
             session=session, case=case, direction=Direction.FROM_MEMBER, text=pending.text, now=now
         )
-        return AddedToCase(case)
+        return AddedToCase(case, pending.text)
+    reopenable = (
+        case is not None
+        and case.closed_at is not None
+        and now - case.closed_at <= timedelta(days=policy.reopen_days)
+    )
+    if belongs_to_case and case is not None and reopenable:
+        return _reopen_with(session, policy, case, pending.text, now)
     return route_question(
         session=session,
         routing=routing,
@@ -412,4 +458,4 @@ def receive_document(
         attachment_name=file_name[:256],
         now=now,
     )
-    return AddedToCase(case)
+    return AddedToCase(case, caption)
