@@ -129,7 +129,11 @@ def claim_case(
             claimed_at=now,
             updated_at=now,
             status=sa.case(
-                (col(Case.status) == CaseStatus.OPEN, CaseStatus.CLAIMED), else_=col(Case.status)
+                (
+                    col(Case.status) == CaseStatus.OPEN,
+                    sa.literal(CaseStatus.CLAIMED, type_=Case.__table__.c.status.type),  # type: ignore[attr-defined]
+                ),
+                else_=col(Case.status),
             ),
         )
     )
