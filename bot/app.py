@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -15,6 +16,7 @@ from telegram.ext import Application, ApplicationBuilder, CallbackContext, Conte
 
 from bot.config import Settings
 from bot.db import create_schema, make_engine
+from bot.models import utcnow
 from bot.services.conversation import ConversationPolicy
 from bot.texts import text
 from knowledge.loading import Routing, load_routing
@@ -36,6 +38,8 @@ class Services:
     policy: ConversationPolicy
     # Whether the coordinator group has topics: asked of Telegram once, not stored.
     desk_is_forum: bool | None = None
+    # The time; tests put a fixed clock here.
+    clock: Callable[[], datetime] = utcnow
 
     async def call(self, function: Callable[..., T], /, **kwargs: Any) -> T:
         """Run a service function with a fresh session in a worker thread."""

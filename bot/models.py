@@ -110,6 +110,8 @@ class Case(SQLModel, table=True):
     # The coordinator's desk: where the case lives and who works it.
     desk_chat_id: int | None = None
     desk_thread_id: int | None = None
+    # Set by whoever posts the case on the desk, so that two never do (handler, job, instance).
+    announcing_since: datetime | None = _time(default=None)
     card_message_id: int | None = None
     claimed_by: int | None = None
     claimed_by_name: str | None = Field(default=None, max_length=128)

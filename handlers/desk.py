@@ -30,7 +30,7 @@ from telegram.ext import (
 )
 
 from bot.app import ConciergeContext, Services
-from bot.models import Case, CaseStatus, utcnow
+from bot.models import Case, CaseStatus
 from bot.services import desk, members
 from bot.services.desk import DeskRefused
 from bot.texts import Html, contact_card, department_name, format_due, split_message, text
@@ -219,21 +219,26 @@ async def announce_case(context: ConciergeContext, case_id: int) -> None:
     chat_id = services.settings.coordinator_chat_id
     if chat_id is None:
         return
+    if not await services.call(desk.begin_announcement, case_id=case_id, now=services.clock()):
+        return  # on the desk already, or being put there right now
     case = await services.call(desk.get_case, case_id=case_id)
-    if case.desk_chat_id is not None:
-        return
     name, language = await _member_of(services, case)
     thread_id = None
-    if await _desk_is_forum(context):
-        topic = await context.bot.create_forum_topic(chat_id, topic_name(case))
-        thread_id = topic.message_thread_id
-    sent = await context.bot.send_message(
-        chat_id,
-        card_text(services, case, name, language),
-        parse_mode=ParseMode.HTML,
-        reply_markup=card_keyboard(case),
-        message_thread_id=thread_id,
-    )
+    try:
+        if await _desk_is_forum(context):
+            topic = await context.bot.create_forum_topic(chat_id, topic_name(case))
+            thread_id = topic.message_thread_id
+        sent = await context.bot.send_message(
+            chat_id,
+            card_text(services, case, name, language),
+            parse_mode=ParseMode.HTML,
+            reply_markup=card_keyboard(case),
+            message_thread_id=thread_id,
+        )
+    except TelegramError:
+        # The deadline job tries again; the case itself is safe in the database.
+        await services.call(desk.abort_announcement, case_id=case_id)
+        raise
     await services.call(
         desk.attach_to_desk,
         case_id=case_id,
@@ -249,17 +254,27 @@ async def post_on_case(context: ConciergeContext, case: Case, body: str) -> Mess
         return None
     sent: Message | None = None
     for part in split_message(body):
-        sent = await context.bot.send_message(
-            case.desk_chat_id,
-            part,
-            parse_mode=ParseMode.HTML,
-            message_thread_id=case.desk_thread_id,
-            reply_parameters=(
-                ReplyParameters(message_id=case.card_message_id, allow_sending_without_reply=True)
-                if case.desk_thread_id is None and case.card_message_id is not None
-                else None
-            ),
-        )
+        try:
+            sent = await context.bot.send_message(
+                case.desk_chat_id,
+                part,
+                parse_mode=ParseMode.HTML,
+                message_thread_id=case.desk_thread_id,
+                reply_parameters=(
+                    ReplyParameters(
+                        message_id=case.card_message_id, allow_sending_without_reply=True
+                    )
+                    if case.desk_thread_id is None and case.card_message_id is not None
+                    else None
+                ),
+            )
+        except BadRequest as exc:
+            if "topic_closed" not in str(exc).lower():
+                raise
+            # A closed case's topic is closed: say it in the group's general chat instead.
+            sent = await context.bot.send_message(
+                case.desk_chat_id, f"{case.reference}: {part}", parse_mode=ParseMode.HTML
+            )
         await context.services.call(
             desk.record_desk_message,
             case_id=case.id,
@@ -327,6 +342,7 @@ async def desk_message(update: Update, context: ConciergeContext) -> None:
             text=body,
             internal=internal,
             telegram_message_id=message.message_id,
+            now=services.clock(),
         )
     except DeskRefused as refused:
         await message.reply_text(
@@ -391,6 +407,7 @@ async def desk_button(update: Update, context: ConciergeContext) -> None:
                 case_id=case_id,
                 department_id=department.id,
                 coordinator_id=user.id,
+                now=services.clock(),
             )
             await query.answer()
             await _tell_member_handed_over(context, case, department.id)
@@ -402,7 +419,11 @@ async def desk_button(update: Update, context: ConciergeContext) -> None:
         action, case_id = match.group(1), int(match.group(2))
         if action == "c":
             case = await services.call(
-                desk.claim_case, case_id=case_id, coordinator_id=user.id, name=user.full_name
+                desk.claim_case,
+                case_id=case_id,
+                coordinator_id=user.id,
+                name=user.full_name,
+                now=services.clock(),
             )
             await query.answer(text("desk_claimed", DESK_LANGUAGE))
             await refresh_card(context, case)
@@ -417,7 +438,9 @@ async def desk_button(update: Update, context: ConciergeContext) -> None:
             await query.answer()
             await query.edit_message_reply_markup(card_keyboard(case))
         else:
-            case = await services.call(desk.close_case, case_id=case_id, coordinator_id=user.id)
+            case = await services.call(
+                desk.close_case, case_id=case_id, coordinator_id=user.id, now=services.clock()
+            )
             await query.answer()
             await _after_close(context, case)
     except DeskRefused as refused:
@@ -602,7 +625,7 @@ def _queue_text(services: Services, cases: list[Case], header: str | None = None
     if not cases:
         return text("desk_queue_empty", DESK_LANGUAGE)
     lines: list[str] = [header or text("desk_queue_header", DESK_LANGUAGE, count=len(cases))]
-    lines.extend(_queue_lines(services, cases, utcnow()))
+    lines.extend(_queue_lines(services, cases, services.clock()))
     return Html("\n".join(lines))
 
 
@@ -638,7 +661,7 @@ async def stats_command(update: Update, context: ConciergeContext) -> None:
     """Cases, response times, self-service share, feedback and ratings for a period."""
     if not await _desk_command_allowed(update, context, "stats"):
         return
-    now = utcnow()
+    now = context.services.clock()
     period = desk.parse_period(" ".join(context.args or []), now)
     if period is None:
         await _reply(update, context, text("desk_stats_usage", DESK_LANGUAGE))
@@ -696,7 +719,11 @@ async def close_command(update: Update, context: ConciergeContext) -> None:
     note = message.text.split(maxsplit=1)[1] if message.text and " " in message.text else None
     try:
         case = await context.services.call(
-            desk.close_case, case_id=case.id, coordinator_id=user.id, note=note
+            desk.close_case,
+            case_id=case.id,
+            coordinator_id=user.id,
+            note=note,
+            now=context.services.clock(),
         )
     except DeskRefused as refused:
         await _reply(
@@ -714,13 +741,13 @@ async def check_deadlines(context: ConciergeContext) -> None:
     services = context.services
     if services.settings.coordinator_chat_id is None:
         return
-    for case in await services.call(desk.unannounced_cases):
-        if (utcnow() - case.created_at).total_seconds() >= 30 and case.id is not None:
+    for case in await services.call(desk.unannounced_cases, now=services.clock()):
+        if case.id is not None:
             await announce_case(context, case.id)
     settings = services.settings
     due = await services.call(
         desk.reminders_due,
-        now=utcnow(),
+        now=context.services.clock(),
         hours=settings.office_hours,
         before_hours=settings.reminder_hours_before,
     )
@@ -744,7 +771,7 @@ async def morning_digest(context: ConciergeContext) -> None:
     settings = services.settings
     if settings.coordinator_chat_id is None:
         return
-    today = utcnow().astimezone(settings.zone).date()
+    today = context.services.clock().astimezone(settings.zone).date()
     if not settings.office_hours.is_business_day(today):
         return
     if not await services.call(desk.claim_digest, day=today.isoformat()):

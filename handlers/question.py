@@ -13,7 +13,6 @@ from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, MessageHandler, filters
 
 from bot.app import ConciergeContext
-from bot.models import Direction, utcnow
 from bot.services import cases as case_service
 from bot.services import conversation
 from bot.services.conversation import (
@@ -56,6 +55,7 @@ async def question_received(update: Update, context: ConciergeContext) -> None:
         language=member.language,
         reply_to_message_id=reply_to,
         update_id=update.update_id,
+        now=context.services.clock(),
     )
     await reply_with(context, message.chat_id, outcome, member.language, member.first_name)
 
@@ -171,7 +171,7 @@ async def confirm_case(context: ConciergeContext, outcome: Escalated, language: 
         return
     settings = context.services.settings
     due = format_due(case.due_at, settings.zone, language)
-    now = utcnow()
+    now = context.services.clock()
     hours = settings.office_hours
     out_of_hours = (
         text(
@@ -192,15 +192,13 @@ async def confirm_case(context: ConciergeContext, outcome: Escalated, language: 
     sent = await send(context, case.chat_id, body)
     services = context.services
     await services.call(
-        case_service.set_confirmation_message, case=case, message_id=sent.message_id
-    )
-    await services.call(
-        case_service.add_message,
+        case_service.record_confirmation,
         case=case,
-        direction=Direction.TO_MEMBER,
+        message_id=sent.message_id,
         text=sent.text or "",
-        telegram_message_id=sent.message_id,
     )
+    if case.id is not None:
+        await desk.announce_case(context, case.id)
 
 
 async def button_pressed(update: Update, context: ConciergeContext) -> None:
@@ -222,6 +220,7 @@ async def button_pressed(update: Update, context: ConciergeContext) -> None:
                 member_id=member.id,
                 question_id=int(match.group(1)),
                 helpful=helpful,
+                now=services.clock(),
             )
             await query.answer(text("thanks_feedback", language) if helpful else None)
             await _remove_buttons(query)
@@ -235,6 +234,7 @@ async def button_pressed(update: Update, context: ConciergeContext) -> None:
                     policy=services.policy,
                     member_id=member.id,
                     question_id=question_id,
+                    now=services.clock(),
                 )
             else:
                 outcome = await services.call(
@@ -244,6 +244,7 @@ async def button_pressed(update: Update, context: ConciergeContext) -> None:
                     question_id=question_id,
                     choice=int(match.group(2)),
                     language=language,
+                    now=services.clock(),
                 )
             await query.answer()
             await _remove_buttons(query)
@@ -257,6 +258,7 @@ async def button_pressed(update: Update, context: ConciergeContext) -> None:
                 pending_id=int(match.group(1)),
                 belongs_to_case=match.group(2) == "c",
                 language=language,
+                now=services.clock(),
             )
             await query.answer()
             await _remove_buttons(query)

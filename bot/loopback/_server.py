@@ -104,6 +104,8 @@ def _member(user: JSONDict, status: str, fields: Mapping[str, Any]) -> JSONDict:
                         "can_send_other_messages",
                         "can_add_web_page_previews",
                         "can_change_info",
+                        "can_edit_tag",
+                        "can_react_to_messages",
                         "can_invite_users",
                         "can_pin_messages",
                         "can_manage_topics",

@@ -115,10 +115,19 @@ def add_message(
     return message
 
 
-def set_confirmation_message(*, session: Session, case: Case, message_id: int) -> None:
-    """Remember the bot's confirmation, so that a reply to it joins the case."""
+def record_confirmation(*, session: Session, case: Case, message_id: int, text: str) -> None:
+    """Keep the confirmation the member got, so that a reply to it joins the case."""
+    assert case.id is not None
     case.confirmation_message_id = message_id
     session.add(case)
+    session.add(
+        CaseMessage(
+            case_id=case.id,
+            direction=Direction.TO_MEMBER,
+            text=text,
+            telegram_message_id=message_id,
+        )
+    )
     session.commit()
 
 

@@ -77,7 +77,7 @@ class Escalated:
 @dataclass(frozen=True)
 class AddedToCase:
     case: Case
-    text: str = ""
+    text: str
     reopened: bool = False
 
 
@@ -127,7 +127,7 @@ def receive_text(
                 text=text,
                 now=now,
             )
-            return AddedToCase(open_case)
+            return AddedToCase(open_case, text)
         return _ask_which(session, member_id, open_case, chat_id, text, now)
     closed = case_service.recently_closed_case_of(
         session=session, member_id=member_id, since=now - timedelta(days=policy.reopen_days)

@@ -95,12 +95,46 @@ def case_on_desk(
     return None
 
 
-def unannounced_cases(*, session: Session) -> list[Case]:
-    """Cases not yet on the desk (the coordinator chat was down when they were opened)."""
+# An announcement that has not finished in this time is taken to have failed.
+ANNOUNCE_TIMEOUT = timedelta(minutes=5)
+
+
+def begin_announcement(*, session: Session, case_id: int, now: datetime) -> bool:
+    """Take the right to post the case on the desk (compare-and-set); ``False`` if taken."""
+    result = session.execute(
+        sa.update(Case)
+        .where(
+            col(Case.id) == case_id,
+            col(Case.desk_chat_id).is_(None),
+            sa.or_(
+                col(Case.announcing_since).is_(None),
+                col(Case.announcing_since) < now - ANNOUNCE_TIMEOUT,
+            ),
+        )
+        .values(announcing_since=now)
+    )
+    session.commit()
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def abort_announcement(*, session: Session, case_id: int) -> None:
+    session.execute(sa.update(Case).where(col(Case.id) == case_id).values(announcing_since=None))
+    session.commit()
+
+
+def unannounced_cases(*, session: Session, now: datetime) -> list[Case]:
+    """Cases not on the desk (the coordinator chat was down when they were opened)."""
     return list(
         session.exec(
             select(Case)
-            .where(col(Case.desk_chat_id).is_(None), Case.status != CaseStatus.CLOSED)
+            .where(
+                col(Case.desk_chat_id).is_(None),
+                Case.status != CaseStatus.CLOSED,
+                sa.or_(
+                    col(Case.announcing_since).is_(None),
+                    col(Case.announcing_since) < now - ANNOUNCE_TIMEOUT,
+                ),
+            )
             .order_by(col(Case.id))
         )
     )

@@ -136,7 +136,7 @@ def test_a_reply_to_the_confirmation_joins_the_case_even_days_later(
 ) -> None:
     escalated = ask(session, shipped_routing, policy, "Jag vill prata med en människa")
     assert isinstance(escalated, Escalated)
-    cases.set_confirmation_message(session=session, case=escalated.case, message_id=555)
+    cases.record_confirmation(session=session, case=escalated.case, message_id=555, text="OK")
     later = ask(
         session, shipped_routing, policy, "En sak till", now=NOW + timedelta(days=3), reply_to=555
     )
