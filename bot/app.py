@@ -12,14 +12,21 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlmodel import Session
 from telegram import BotCommand
-from telegram.ext import Application, ApplicationBuilder, CallbackContext, ContextTypes, ExtBot
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackContext,
+    ContextTypes,
+    ExtBot,
+)
 
 from bot.config import Settings
 from bot.db import create_schema, make_engine
 from bot.models import utcnow
 from bot.services.conversation import ConversationPolicy
 from bot.texts import text
-from knowledge.loading import Routing, load_routing
+from knowledge.loading import Routing, default_cache_dir, load_routing
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +72,9 @@ class ConciergeContext(
 def build_services(settings: Settings, routing: Routing | None = None) -> Services:
     engine = make_engine(settings.database_url)
     create_schema(engine)
-    routing = routing or load_routing(settings.rules_path, settings.knowledge_path)
+    routing = routing or load_routing(
+        settings.rules_path, settings.knowledge_path, cache_dir=default_cache_dir()
+    )
     policy = ConversationPolicy(
         hours=settings.office_hours,
         business_days=settings.response_business_days,
@@ -96,6 +105,8 @@ def build_application(
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(settings.telegram_api_url)
         .context_types(ContextTypes(context=ConciergeContext))
+        # Telegram's flood limits (429 retry_after) are waited out and the call retried.
+        .rate_limiter(AIORateLimiter(max_retries=3))
         .post_init(post_init)
     )
     if settings.telegram_file_url:

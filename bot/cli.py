@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from knowledge.evaluation import QuestionSetInvalid, describe_miss, evaluate, load_questions
 from knowledge.loading import (
@@ -82,6 +83,13 @@ def run_bot() -> None:
         services = build_services(settings)
     except RulesInvalid as exc:
         _fail_invalid(exc)
+    except SQLAlchemyError as exc:
+        click.echo(
+            f"Cannot start: DATABASE_URL cannot be used ({type(exc).__name__}); check "
+            "the address, that the server runs and that the user may connect.",
+            err=True,
+        )
+        sys.exit(2)
     run(settings, services)
 
 

@@ -13,7 +13,11 @@ from bot import models  # noqa: F401  (registers the tables)
 
 def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            hide_parameters=True,  # error messages must not carry what members wrote
+        )
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(connection, _record):  # type: ignore[no-untyped-def]
@@ -24,7 +28,7 @@ def make_engine(url: str) -> sa.Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def create_schema(engine: sa.Engine) -> None:

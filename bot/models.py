@@ -41,6 +41,11 @@ def _time(**kwargs: Any) -> Any:
     return Field(sa_type=UTCDateTime, **kwargs)
 
 
+def _telegram_id(**kwargs: Any) -> Any:
+    """Telegram user and chat ids exceed 2**31: a 64-bit column on every database."""
+    return Field(sa_type=sa.BigInteger, **kwargs)
+
+
 class CaseStatus(StrEnum):
     OPEN = "open"
     CLAIMED = "claimed"
@@ -64,7 +69,7 @@ class FeedbackKind(StrEnum):
 class Member(SQLModel, table=True):
     """An association member who wrote to the bot. Only what the service needs is kept."""
 
-    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    id: int = _telegram_id(primary_key=True, sa_column_kwargs={"autoincrement": False})
     first_name: str = Field(default="", max_length=128)
     language: str = Field(default="sv", max_length=8)
     unreachable: bool = False
@@ -76,7 +81,7 @@ class Question(SQLModel, table=True):
     """A routed question and the router's decision; buttons refer to it by id."""
 
     id: int | None = Field(default=None, primary_key=True)
-    member_id: int = Field(foreign_key="member.id", index=True)
+    member_id: int = _telegram_id(foreign_key="member.id", index=True)
     text: str
     action: str = Field(max_length=16)
     department: str | None = Field(default=None, max_length=64)
@@ -92,8 +97,8 @@ class Case(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     reference: str | None = Field(default=None, unique=True, max_length=32)
-    member_id: int = Field(foreign_key="member.id", index=True)
-    chat_id: int
+    member_id: int = _telegram_id(foreign_key="member.id", index=True)
+    chat_id: int = _telegram_id()
     question_id: int | None = Field(default=None, foreign_key="question.id")
     question: str
     department: str | None = Field(default=None, max_length=64)
@@ -102,18 +107,18 @@ class Case(SQLModel, table=True):
     status: CaseStatus = Field(default=CaseStatus.OPEN, max_length=16, index=True)
     confirmation_message_id: int | None = None
     # The Telegram update that created the case: a redelivered update finds it instead.
-    source_update_id: int | None = Field(default=None, unique=True)
+    source_update_id: int | None = _telegram_id(default=None, unique=True)
     created_at: datetime = _time(default_factory=utcnow)
     updated_at: datetime = _time(default_factory=utcnow)
     due_at: datetime = _time()
     closed_at: datetime | None = _time(default=None)
     # The coordinator's desk: where the case lives and who works it.
-    desk_chat_id: int | None = None
+    desk_chat_id: int | None = _telegram_id(default=None)
     desk_thread_id: int | None = None
     # Set by whoever posts the case on the desk, so that two never do (handler, job, instance).
     announcing_since: datetime | None = _time(default=None)
     card_message_id: int | None = None
-    claimed_by: int | None = None
+    claimed_by: int | None = _telegram_id(default=None)
     claimed_by_name: str | None = Field(default=None, max_length=128)
     claimed_at: datetime | None = _time(default=None)
     first_response_at: datetime | None = _time(default=None)
@@ -137,7 +142,7 @@ class CaseMessage(SQLModel, table=True):
     attachment_name: str | None = Field(default=None, max_length=256)
     telegram_message_id: int | None = None
     # The coordinator who wrote it (relayed replies and internal notes).
-    author_id: int | None = None
+    author_id: int | None = _telegram_id(default=None)
     created_at: datetime = _time(default_factory=utcnow)
 
 
@@ -148,7 +153,7 @@ class DeskMessage(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)
-    chat_id: int
+    chat_id: int = _telegram_id()
     message_id: int
 
 
@@ -172,7 +177,7 @@ class Feedback(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     question_id: int = Field(foreign_key="question.id", index=True)
-    member_id: int = Field(foreign_key="member.id")
+    member_id: int = _telegram_id(foreign_key="member.id")
     kind: FeedbackKind = Field(max_length=24)
     department: str | None = Field(default=None, max_length=64)
     created_at: datetime = _time(default_factory=utcnow)
@@ -182,9 +187,9 @@ class PendingMessage(SQLModel, table=True):
     """A message that may belong to an open case; the member is asked which."""
 
     id: int | None = Field(default=None, primary_key=True)
-    member_id: int = Field(foreign_key="member.id", index=True)
+    member_id: int = _telegram_id(foreign_key="member.id", index=True)
     case_id: int = Field(foreign_key="case.id")
-    chat_id: int
+    chat_id: int = _telegram_id()
     text: str
     resolved: bool = False
     created_at: datetime = _time(default_factory=utcnow)
@@ -193,5 +198,5 @@ class PendingMessage(SQLModel, table=True):
 class ProcessedUpdate(SQLModel, table=True):
     """Telegram update ids already handled: a repeat delivery creates nothing."""
 
-    update_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    update_id: int = _telegram_id(primary_key=True, sa_column_kwargs={"autoincrement": False})
     processed_at: datetime = _time(default_factory=utcnow)

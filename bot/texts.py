@@ -134,6 +134,25 @@ TEXTS: dict[str, dict[str, str]] = {
         "sv": "Tack för att du berättade! 😊",
         "en": "Thanks for letting us know! 😊",
     },
+    "small_talk_greeting": {
+        "sv": "Hej! 👋 Skriv din fråga med egna ord, så hjälper jag dig.",
+        "en": "Hi! 👋 Write your question in your own words and I will help.",
+    },
+    "small_talk_thanks": {"sv": "Varsågod! 😊", "en": "You're welcome! 😊"},
+    "small_talk_need_words": {
+        "sv": (
+            "Jag förstod inte riktigt. Skriv din fråga med några ord – eller skriv "
+            "<i>prata med samordnaren</i> så kopplar jag dig till en person."
+        ),
+        "en": (
+            "I did not quite understand. Write your question in a few words – or write "
+            "<i>talk to a human</i> and I will connect you with a person."
+        ),
+    },
+    "unknown_command": {
+        "sv": "Det kommandot känner jag inte igen. Skriv /help för att se vad jag kan.",
+        "en": "I do not know that command. Write /help to see what I can do.",
+    },
     "already_done": {"sv": "Det är redan klart. 👍", "en": "That is already done. 👍"},
     "button_stale": {
         "sv": "Den här knappen gäller inte längre. Skriv gärna din fråga igen.",

@@ -15,4 +15,5 @@ def register_all(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     desk.register(app)  # before question: its button handler catches whatever is left
     question.register(app)
     media.register(app)
+    member.register_fallbacks(app)
     errors.register(app)

@@ -334,7 +334,7 @@ async def desk_message(update: Update, context: ConciergeContext) -> None:
     body = message.text or message.caption or ""
     internal = body.strip().lower().startswith(services.settings.internal_prefix.lower())
     try:
-        case = await services.call(
+        current, stored = await services.call(
             desk.record_reply,
             case_id=case.id,
             coordinator_id=user.id,
@@ -350,26 +350,35 @@ async def desk_message(update: Update, context: ConciergeContext) -> None:
         )
         return
     if internal:
-        await refresh_card(context, case)
+        await refresh_card(context, current)
         return
-    _, language = await _member_of(services, case)
+    _, language = await _member_of(services, current)
     try:
         if message.text is not None:
             for part in split_message(
-                text("member_reply", language, reference=case.reference or "", text=body)
+                text("member_reply", language, reference=current.reference or "", text=body)
             ):
-                await context.bot.send_message(case.chat_id, part, parse_mode=ParseMode.HTML)
+                delivered = await context.bot.send_message(
+                    current.chat_id, part, parse_mode=ParseMode.HTML
+                )
+            await services.call(
+                desk.link_delivered,
+                case_message_id=stored.id or 0,
+                telegram_message_id=delivered.message_id,
+            )
         else:
             await context.bot.send_message(
-                case.chat_id,
-                text("member_reply", language, reference=case.reference or "", text=body or "📎"),
+                current.chat_id,
+                text(
+                    "member_reply", language, reference=current.reference or "", text=body or "📎"
+                ),
                 parse_mode=ParseMode.HTML,
             )
-            await context.bot.copy_message(case.chat_id, message.chat_id, message.message_id)
+            await context.bot.copy_message(current.chat_id, message.chat_id, message.message_id)
     except Forbidden:
-        case = await services.call(desk.mark_member_blocked, case_id=case.id)
-        await post_on_case(context, case, text("desk_member_blocked", DESK_LANGUAGE))
-    await refresh_card(context, case)
+        current = await services.call(desk.mark_member_blocked, case_id=current.id)
+        await post_on_case(context, current, text("desk_member_blocked", DESK_LANGUAGE))
+    await refresh_card(context, current)
 
 
 def _refusal_key(refused: DeskRefused) -> str:

@@ -18,14 +18,14 @@ logger = logging.getLogger(__name__)
 
 
 async def on_error(update: object, context: ConciergeContext) -> None:
-    """Log the failure and tell the member something useful."""
+    """Log the failure, let a redelivery be handled again, and tell the member."""
     error = context.error
-    user_id = (
-        update.effective_user.id if isinstance(update, Update) and update.effective_user else None
-    )
+    user = update.effective_user if isinstance(update, Update) else None
+    user_id = user.id if user is not None else None
+    services = context.services
     if isinstance(error, Forbidden) and user_id is not None:
         logger.warning("user %s blocked the bot; marked unreachable", user_id)
-        await context.services.call(members.mark_unreachable, user_id=user_id)
+        await services.call(members.mark_unreachable, user_id=user_id)
         return
     # Ids only: message texts are personal data and stay out of the logs.
     logger.error(
@@ -34,19 +34,20 @@ async def on_error(update: object, context: ConciergeContext) -> None:
         user_id,
         exc_info=error,
     )
-    if not isinstance(update, Update) or update.effective_chat is None:
+    if not isinstance(update, Update):
         return
-    if update.effective_chat.type != "private":
+    # The update was not handled: if Telegram delivers it again, it gets another chance.
+    await services.call(members.forget_delivery, update_id=update.update_id)
+    chat = update.effective_chat
+    if chat is None or chat.type != "private" or user_id is None:
         return
-    language = (
-        "en"
-        if update.effective_user and (update.effective_user.language_code or "").startswith("en")
-        else "sv"
+    language = await services.call(
+        members.language_of,
+        user_id=user_id,
+        fallback=members.language_for(user.language_code if user else None),
     )
     try:
-        await context.bot.send_message(
-            update.effective_chat.id, text("error", language), parse_mode=ParseMode.HTML
-        )
+        await context.bot.send_message(chat.id, text("error", language), parse_mode=ParseMode.HTML)
     except TelegramError as exc:
         logger.warning("could not tell user %s about the error: %s", user_id, exc)
 

@@ -6,7 +6,13 @@ import logging
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
 
 from bot.app import ConciergeContext
 from bot.services import cases, members
@@ -103,6 +109,19 @@ async def my_cases(update: Update, context: ConciergeContext) -> None:
             )
         )
     await send(context, update.effective_chat.id, Html("\n".join(lines)))
+
+
+async def unknown_command(update: Update, context: ConciergeContext) -> None:
+    """Point to /help when a command is not one of ours."""
+    member = await current_member(update, context)
+    if member is None or update.effective_chat is None:
+        return
+    await send(context, update.effective_chat.id, text("unknown_command", member.language))
+
+
+def register_fallbacks(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Handlers that catch what no other handler took; registered last."""
+    app.add_handler(MessageHandler(_PRIVATE & filters.COMMAND, unknown_command))
 
 
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:

@@ -24,6 +24,7 @@ from bot.services.conversation import (
     Clarify,
     Escalated,
     Outcome,
+    SmallTalk,
 )
 from bot.texts import Html, contact_card, department_name, format_due, markdown_to_html, text
 from handlers import desk
@@ -155,6 +156,8 @@ async def reply_with(
             text("ask_which_case", language, reference=reference),
             keyboard=keyboard,
         )
+    elif isinstance(outcome, SmallTalk):
+        await send(context, chat_id, text(f"small_talk_{outcome.kind}", language))
     elif isinstance(outcome, AlreadyDone):
         await send(context, chat_id, text("already_done", language))
 
@@ -196,6 +199,7 @@ async def confirm_case(context: ConciergeContext, outcome: Escalated, language: 
         case=case,
         message_id=sent.message_id,
         text=sent.text or "",
+        now=services.clock(),
     )
     if case.id is not None:
         await desk.announce_case(context, case.id)

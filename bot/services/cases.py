@@ -115,7 +115,9 @@ def add_message(
     return message
 
 
-def record_confirmation(*, session: Session, case: Case, message_id: int, text: str) -> None:
+def record_confirmation(
+    *, session: Session, case: Case, message_id: int, text: str, now: datetime | None = None
+) -> None:
     """Keep the confirmation the member got, so that a reply to it joins the case."""
     assert case.id is not None
     case.confirmation_message_id = message_id
@@ -126,6 +128,7 @@ def record_confirmation(*, session: Session, case: Case, message_id: int, text: 
             direction=Direction.TO_MEMBER,
             text=text,
             telegram_message_id=message_id,
+            created_at=now or utcnow(),
         )
     )
     session.commit()
@@ -180,6 +183,29 @@ def outgoing_message_ids(*, session: Session, case_id: int) -> set[int]:
         for message in messages_of(session=session, case_id=case_id)
         if message.direction == Direction.TO_MEMBER and message.telegram_message_id is not None
     }
+
+
+def case_of_message(*, session: Session, member_id: int, message_id: int) -> Case | None:
+    """The member's case in which the bot sent message ``message_id``."""
+    return session.exec(
+        select(Case)
+        .join(CaseMessage, col(CaseMessage.case_id) == col(Case.id))
+        .where(
+            Case.member_id == member_id,
+            CaseMessage.direction == Direction.TO_MEMBER,
+            CaseMessage.telegram_message_id == message_id,
+        )
+    ).first()
+
+
+def last_outgoing_at(*, session: Session, case_id: int) -> datetime | None:
+    """When the bot last said something to the member in the case."""
+    message = session.exec(
+        select(CaseMessage)
+        .where(CaseMessage.case_id == case_id, CaseMessage.direction == Direction.TO_MEMBER)
+        .order_by(col(CaseMessage.created_at).desc())
+    ).first()
+    return message.created_at if message else None
 
 
 def member_of(*, session: Session, case: Case) -> Member | None:

@@ -7,6 +7,7 @@ into text; none of them sees Telegram's ``Update``.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -30,6 +31,7 @@ from knowledge.articles import Article
 from knowledge.loading import Routing
 from knowledge.router import Decision
 from knowledge.rules import Department
+from knowledge.text import fold, words
 
 # Questions longer than this are cut before routing and storing; Telegram allows 4,096.
 MAX_QUESTION_CHARS = 4096
@@ -88,11 +90,26 @@ class AskWhichCase:
 
 
 @dataclass(frozen=True)
+class SmallTalk:
+    """A greeting, thanks, or nothing the bot can read: no case is opened."""
+
+    kind: str
+
+
+@dataclass(frozen=True)
 class AlreadyDone:
     """A button pressed again: nothing new happens."""
 
 
-Outcome = Answered | Clarify | Escalated | AddedToCase | AskWhichCase | AlreadyDone
+Outcome = Answered | Clarify | Escalated | AddedToCase | AskWhichCase | SmallTalk | AlreadyDone
+
+
+def clean_text(text: str) -> str:
+    """Without NUL and other control characters (PostgreSQL refuses NUL in text)."""
+    return _CONTROL.sub("", text)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def receive_text(
@@ -108,18 +125,31 @@ def receive_text(
     update_id: int | None = None,
     now: datetime | None = None,
 ) -> Outcome:
-    """A member wrote ``text``: join it to their open case, ask which, or route it."""
+    """A member wrote ``text``: join it to the case it answers, ask which, or route it."""
     now = now or utcnow()
-    text = text[:MAX_QUESTION_CHARS]
+    text = clean_text(text)[:MAX_QUESTION_CHARS]
+    reopen_since = now - timedelta(days=policy.reopen_days)
+    if reply_to_message_id is not None:
+        # A reply to anything the bot said in a case belongs to that case, open or not.
+        replied = case_service.case_of_message(
+            session=session, member_id=member_id, message_id=reply_to_message_id
+        )
+        if replied is not None and replied.status != CaseStatus.CLOSED:
+            case_service.add_message(
+                session=session, case=replied, direction=Direction.FROM_MEMBER, text=text, now=now
+            )
+            return AddedToCase(replied, text)
+        if replied is not None and replied.closed_at and replied.closed_at >= reopen_since:
+            return _reopen_with(session, policy, replied, text, now)
     open_case = case_service.open_case_of(session=session, member_id=member_id)
     if open_case is not None and open_case.id is not None:
-        replied_to_case = reply_to_message_id is not None and (
-            reply_to_message_id == open_case.confirmation_message_id
-            or reply_to_message_id
-            in case_service.outgoing_message_ids(session=session, case_id=open_case.id)
+        # "Right after" counts from the bot's last message in the case, not from the member's
+        # own: a conversation that goes quiet asks again.
+        last_said = case_service.last_outgoing_at(session=session, case_id=open_case.id)
+        just_after = now - (last_said or open_case.created_at) <= timedelta(
+            minutes=policy.follow_up_minutes
         )
-        just_after = now - open_case.updated_at <= timedelta(minutes=policy.follow_up_minutes)
-        if replied_to_case or (just_after and reply_to_message_id is None):
+        if just_after and reply_to_message_id is None:
             case_service.add_message(
                 session=session,
                 case=open_case,
@@ -130,15 +160,9 @@ def receive_text(
             return AddedToCase(open_case, text)
         return _ask_which(session, member_id, open_case, chat_id, text, now)
     closed = case_service.recently_closed_case_of(
-        session=session, member_id=member_id, since=now - timedelta(days=policy.reopen_days)
+        session=session, member_id=member_id, since=reopen_since
     )
-    if closed is not None and closed.id is not None:
-        replied_to_case = reply_to_message_id is not None and (
-            reply_to_message_id
-            in case_service.outgoing_message_ids(session=session, case_id=closed.id)
-        )
-        if replied_to_case:
-            return _reopen_with(session, policy, closed, text, now)
+    if closed is not None and closed.id is not None and not is_small_talk(text):
         return _ask_which(session, member_id, closed, chat_id, text, now)
     return route_question(
         session=session,
@@ -151,6 +175,32 @@ def receive_text(
         update_id=update_id,
         now=now,
     )
+
+
+_GREETINGS = frozenset(
+    ("hej", "hejsan", "hallå", "hallo", "tjena", "tja", "hi", "hello", "hey")
+    + ("god", "morgon", "dag", "kväll")
+)
+_THANKS = frozenset(
+    ("tack", "tackar", "så", "mycket", "thanks", "thank", "you", "many")
+    + ("bra", "toppen", "perfekt")
+)
+
+
+def is_small_talk(text: str) -> bool:
+    return small_talk_kind(text) is not None
+
+
+def small_talk_kind(text: str) -> str | None:
+    """``greeting`` or ``thanks`` when that is all the message says."""
+    found = set(words(text))
+    if not found:
+        return None
+    if found <= {fold(w) for w in _GREETINGS}:
+        return "greeting"
+    if found <= {fold(w) for w in _THANKS | _GREETINGS}:
+        return "thanks"
+    return None
 
 
 def _ask_which(
@@ -188,9 +238,15 @@ def route_question(
     language: str,
     update_id: int | None = None,
     now: datetime | None = None,
-) -> Answered | Clarify | Escalated:
+) -> Answered | Clarify | Escalated | SmallTalk:
     now = now or utcnow()
+    kind = small_talk_kind(text)
+    if kind is not None:
+        return SmallTalk(kind)
     decision = routing.router.route(text)
+    if decision.reason == "unreadable":
+        # "👍", "????", "asdfgh": nothing for a person to work on; ask for words.
+        return SmallTalk("need_words")
     question = _record_question(session, member_id, text, decision, routing, now)
     if decision.action == "escalate":
         case, new = case_service.create_case(
@@ -453,7 +509,7 @@ def receive_document(
         session=session,
         case=case,
         direction=Direction.FROM_MEMBER,
-        text=caption[:MAX_QUESTION_CHARS],
+        text=clean_text(caption)[:MAX_QUESTION_CHARS],
         attachment_file_id=file_id[:256],
         attachment_name=file_name[:256],
         now=now,

@@ -192,7 +192,7 @@ def record_reply(
     internal: bool,
     telegram_message_id: int | None = None,
     now: datetime | None = None,
-) -> Case:
+) -> tuple[Case, CaseMessage]:
     """A coordinator's message on the case: relayed to the member unless ``internal``."""
     now = now or utcnow()
     case = get_case(session=session, case_id=case_id)
@@ -205,22 +205,30 @@ def record_reply(
             )
         except DeskRefused:
             case = get_case(session=session, case_id=case_id)
-    session.add(
-        CaseMessage(
-            case_id=case_id,
-            direction=Direction.INTERNAL if internal else Direction.TO_MEMBER,
-            text=text,
-            author_id=coordinator_id,
-            telegram_message_id=telegram_message_id,
-            created_at=now,
-        )
+    message = CaseMessage(
+        case_id=case_id,
+        direction=Direction.INTERNAL if internal else Direction.TO_MEMBER,
+        text=text,
+        author_id=coordinator_id,
+        telegram_message_id=telegram_message_id,
+        created_at=now,
     )
+    session.add(message)
     if not internal and case.first_response_at is None:
         case.first_response_at = now
     case.updated_at = now
     session.add(case)
     session.commit()
-    return case
+    return case, message
+
+
+def link_delivered(*, session: Session, case_message_id: int, telegram_message_id: int) -> None:
+    """The id the member's copy got, so that the member's reply to it finds the case."""
+    message = session.get(CaseMessage, case_message_id)
+    if message is not None:
+        message.telegram_message_id = telegram_message_id
+        session.add(message)
+        session.commit()
 
 
 def hand_over(

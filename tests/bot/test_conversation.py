@@ -289,3 +289,75 @@ def test_a_document_joins_the_open_case(
 def test_repeated_update_ids_are_recognised(session: Session) -> None:
     assert members.first_delivery(session=session, update_id=9) is True
     assert members.first_delivery(session=session, update_id=9) is False
+
+
+def test_greetings_and_thanks_open_no_case_and_do_not_swallow_the_next_question(
+    session: Session, shipped_routing: Routing, policy: ConversationPolicy, member: int
+) -> None:
+    assert ask(session, shipped_routing, policy, "Hej!") == conversation.SmallTalk("greeting")
+    assert ask(session, shipped_routing, policy, "Tack så mycket 👍") == conversation.SmallTalk(
+        "thanks"
+    )
+    assert ask(session, shipped_routing, policy, "🙂🙂") == conversation.SmallTalk("need_words")
+    answered = ask(
+        session,
+        shipped_routing,
+        policy,
+        "Hur bokar vi träningstider i en idrottshall?",
+        now=NOW + timedelta(minutes=1),
+    )
+    assert isinstance(answered, Answered)
+    assert session.exec(select(Case)).all() == []
+
+
+def test_a_reply_joins_the_case_it_replies_to_even_with_two_open(
+    session: Session, shipped_routing: Routing, policy: ConversationPolicy, member: int
+) -> None:
+    first = ask(session, shipped_routing, policy, "Jag vill prata med en människa", update_id=1)
+    assert isinstance(first, Escalated)
+    cases.record_confirmation(session=session, case=first.case, message_id=100, text="A", now=NOW)
+    second = cases.create_case(
+        session=session,
+        member_id=member,
+        chat_id=member,
+        question="Annat ärende",
+        hours=policy.hours,
+        business_days=2,
+        now=NOW + timedelta(minutes=1),
+    )[0]
+    cases.record_confirmation(
+        session=session, case=second, message_id=200, text="B", now=NOW + timedelta(minutes=1)
+    )
+    joined = ask(
+        session,
+        shipped_routing,
+        policy,
+        "Om det första",
+        reply_to=100,
+        now=NOW + timedelta(days=1),
+    )
+    assert isinstance(joined, AddedToCase) and joined.case.id == first.case.id
+
+
+def test_the_follow_up_window_counts_from_the_bots_last_message(
+    session: Session, shipped_routing: Routing, policy: ConversationPolicy, member: int
+) -> None:
+    escalated = ask(session, shipped_routing, policy, "Jag vill prata med en människa")
+    assert isinstance(escalated, Escalated)
+    cases.record_confirmation(
+        session=session, case=escalated.case, message_id=5, text="OK", now=NOW
+    )
+    steps = [NOW + timedelta(minutes=minutes) for minutes in (10, 20)]
+    assert isinstance(ask(session, shipped_routing, policy, "En sak", now=steps[0]), AddedToCase)
+    # 20 minutes after the bot last spoke, even though the member wrote 10 minutes ago.
+    assert isinstance(
+        ask(session, shipped_routing, policy, "Och en till", now=steps[1]), AskWhichCase
+    )
+
+
+def test_control_characters_are_removed_before_storing(
+    session: Session, shipped_routing: Routing, policy: ConversationPolicy, member: int
+) -> None:
+    outcome = ask(session, shipped_routing, policy, "Hur bokar vi\x00 idrottshall\x07?")
+    assert isinstance(outcome, Answered)
+    assert outcome.question.text == "Hur bokar vi idrottshall?"

@@ -111,7 +111,7 @@ def test_reply_sets_first_response_and_internal_notes_stay_internal(
     )
     assert desk.get_case(session=session, case_id=case.id).first_response_at is None
     later = NOW + timedelta(hours=3)
-    answered = desk.record_reply(
+    answered, _ = desk.record_reply(
         session=session,
         case_id=case.id,
         coordinator_id=7,
@@ -270,3 +270,24 @@ def test_period_parsing() -> None:
     assert desk.parse_period("", NOW) is not None
     assert desk.parse_period("2w", NOW) is not None
     assert desk.parse_period("banan", NOW) is None
+
+
+def test_new_telegram_ids_over_two_billion_and_nul_work_on_every_database(
+    any_engine: sa.Engine, shipped_routing: Routing, policy: ConversationPolicy
+) -> None:
+    big = 7_123_456_789
+    with Session(any_engine, expire_on_commit=False) as session:
+        members.touch_member(session=session, user_id=big, first_name="Ny", language_code="sv")
+        outcome = conversation.receive_text(
+            session=session,
+            routing=shipped_routing,
+            policy=policy,
+            member_id=big,
+            chat_id=big,
+            text="Jag vill prata med en\x00 människa",
+            language="sv",
+            update_id=2**40,
+            now=NOW,
+        )
+        assert isinstance(outcome, conversation.Escalated)
+        assert outcome.case.member_id == big and "\x00" not in outcome.case.question

@@ -154,8 +154,8 @@ async def test_thumbs_down_and_clarification_buttons(
         )
         assert "F-" in confirmation["text"]
 
-        clarify = await ana.ask("Ny fråga", timeout=10)  # joins the open case instead
-        assert "lagt till" in clarify["text"]
+        follow_up = await ana.ask("Ny fråga", timeout=10)  # right after: joins the open case
+        assert "lagt till" in follow_up["text"]
     with db(services) as session:
         assert [f.kind.value for f in session.exec(select(Feedback))] == ["not_helpful"]
         assert len(session.exec(select(Case)).all()) == 1
@@ -295,3 +295,26 @@ async def test_a_member_who_blocked_the_bot_is_marked_unreachable(
         assert member is not None and member.unreachable
         # The question itself is not lost: the case exists for the coordinator.
         assert len(session.exec(select(Case).where(Case.member_id == ana.id)).all()) == 1
+
+
+async def test_a_failed_update_is_handled_when_delivered_again(
+    api: LoopbackBotApi, settings: Settings, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ana = api.person(5011, "Ana")
+    router = services.routing.router
+    real_route = router.route
+    failures = iter([True])
+
+    def flaky(question: str) -> Any:
+        if next(failures, False):
+            raise RuntimeError("temporary failure")
+        return real_route(question)
+
+    monkeypatch.setattr(router, "route", flaky)
+    async with running_bot(settings, services):
+        sorry = await ana.ask("Hur bokar vi träningstider i en idrottshall?", timeout=10)
+        assert "något gick fel" in sorry["text"]
+        since = api.cursor()
+        api.deliver_again(max(api.world.updates))  # Telegram retrying the failed update
+        answer = await api.wait_for_message(ana.chat_id, since=since, timeout=10)
+        assert "👍 Det hjälpte" in buttons(answer)

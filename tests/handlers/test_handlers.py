@@ -94,6 +94,8 @@ async def test_language_follows_the_client_and_english_articles_are_used(
     )
     reply = api.messages(6002)[-1]
     assert reply["text"].startswith("This belongs to")
+    assert "Who helps you" in reply["text"]  # the English version of the article
+    assert "Vem hjälper er" not in reply["text"]
     assert "Contact:" in reply["text"]
 
 
