@@ -31,6 +31,8 @@ def at(text: str) -> datetime:
         ("2026-06-05 16:55", "2026-06-09 17:00"),
         # Wednesday 23 December: julafton, juldagen, annandag and a weekend follow.
         ("2026-12-23 16:55", "2026-12-29 17:00"),
+        # Friday 28 April 2028 16:55: Monday 1 May is a public holiday.
+        ("2028-04-28 16:55", "2028-05-03 17:00"),
         # Thursday 18 June: midsommarafton (Friday) is closed.
         ("2026-06-18 10:00", "2026-06-23 17:00"),
     ],

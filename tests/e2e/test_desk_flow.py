@@ -16,7 +16,7 @@ from bot.app import Services, build_application, build_services
 from bot.config import Settings
 from bot.loopback import LoopbackBotApi
 from bot.models import Case, CaseStatus, ReminderSent
-from handlers.desk import check_deadlines
+from handlers.desk import check_deadlines, morning_digest
 from knowledge.loading import Routing
 
 ZONE = ZoneInfo("Europe/Stockholm")
@@ -227,16 +227,17 @@ async def test_friday_1655_before_a_holiday_gets_the_right_date_and_reminders_on
     api: LoopbackBotApi, desk_world: Any
 ) -> None:
     _, _, group_id, settings, services = desk_world
-    # Thursday 2 April 2026 16:55, before Good Friday and Easter Monday.
-    clock = {"now": datetime(2026, 4, 2, 16, 55, tzinfo=ZONE)}
+    # Friday 28 April 2028 at 16:55; Monday 1 May is a public holiday.
+    clock = {"now": datetime(2028, 4, 28, 16, 55, tzinfo=ZONE)}
     services.clock = lambda: clock["now"]
     async with running(settings, services) as app:
         _, card = await escalate(api, 7006, group_id)
         await eventually(lambda: _on_desk(services))
         confirmation = api.messages(7006)[-1]["text"]
-        assert "onsdag 8 april kl. 17.00" in confirmation
-        assert "onsdag 8 april" in card["text"]
-        clock["now"] = datetime(2026, 4, 8, 16, 30, tzinfo=ZONE)
+        assert "onsdag 3 maj kl. 17.00" in confirmation
+        assert "Vi har stängt" not in confirmation  # 16:55 is still office hours
+        assert "onsdag 3 maj" in card["text"]
+        clock["now"] = datetime(2028, 5, 3, 14, 30, tzinfo=ZONE)
         since = api.cursor()
         await check_deadlines(_job_context(app))
         reminder = await api.wait_for_message(group_id, since=since, timeout=10)
@@ -249,11 +250,17 @@ async def test_friday_1655_before_a_holiday_gets_the_right_date_and_reminders_on
         await check_deadlines(_job_context(app))
         with pytest.raises(TimeoutError):
             await api.wait_for_message(group_id, since=since, timeout=1.0)
-        clock["now"] = datetime(2026, 4, 8, 17, 1, tzinfo=ZONE)
+        clock["now"] = datetime(2028, 5, 3, 17, 1, tzinfo=ZONE)
         await check_deadlines(_job_context(app))
         await check_deadlines(_job_context(app))
+        # The weekday digest goes out once a day, however often the job runs.
+        clock["now"] = datetime(2028, 5, 4, 8, 0, tzinfo=ZONE)
+        await morning_digest(_job_context(app))
+        await morning_digest(_job_context(app))
     overdue = [m for m in api.messages(group_id) if "skulle ha besvarats" in m.get("text", "")]
     assert len(overdue) == 1
+    digests = [m for m in api.messages(group_id) if "God morgon" in m.get("text", "")]
+    assert len(digests) == 1 and "F-2028-0001" in digests[0]["text"]
     with Session(restarted.engine) as session:
         assert {r.level for r in session.exec(select(ReminderSent))} == {"due_soon", "overdue"}
 
