@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MEMBER_COMMANDS = ("start", "help", "language", "mycases")
+ADMIN_COMMANDS = ("reload", "rules", "rollback")
 
 
 @dataclass
@@ -47,6 +48,17 @@ class Services:
     desk_is_forum: bool | None = None
     # The time; tests put a fixed clock here.
     clock: Callable[[], datetime] = utcnow
+    # What is on disk as last seen by the watcher, and what is live (content hashes).
+    watched_fingerprint: str | None = None
+    live_fingerprint: str | None = None
+    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def live_hash(self) -> str | None:
+        return self.live_fingerprint
+
+    async def call_plain(self, function: Callable[..., T], /, *args: Any) -> T:
+        """Run a function that needs no database in a worker thread."""
+        return await asyncio.to_thread(function, *args)
 
     async def call(self, function: Callable[..., T], /, **kwargs: Any) -> T:
         """Run a service function with a fresh session in a worker thread."""
@@ -94,9 +106,12 @@ def build_application(
         if "services" not in app.bot_data:
             app.bot_data["services"] = await asyncio.to_thread(build_services, settings)
         await set_commands(app)
+        from handlers.admin import record_start, schedule_watch
         from handlers.desk import schedule_jobs
 
         schedule_jobs(app, app.bot_data["services"])
+        await record_start(app.bot_data["services"])
+        schedule_watch(app, app.bot_data["services"])
         if settings.coordinator_chat_id is None:
             logger.warning("COORDINATOR_CHAT_ID is not set: cases are kept but no desk is told")
 

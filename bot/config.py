@@ -13,7 +13,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.services.office_hours import OfficeHours
-from knowledge.loading import default_knowledge_path, default_rules_path
+from knowledge.loading import default_knowledge_path, default_questions_path, default_rules_path
 
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     reminder_hours_before: float = Field(default=4.0, ge=0, le=100)
     # A weekday morning digest of the queue, at this local time.
     digest_time: time = time(8, 0)
+    # The regression check on every reload: the project's question set and when to hold back.
+    questions_path: Path = Field(default_factory=default_questions_path)
+    min_correct: float = Field(default=0.85, ge=0, le=1)
+    min_answer_precision: float = Field(default=0.97, ge=0, le=1)
+    max_drop: float = Field(default=0.01, ge=0, le=1)
+    # How often the rules file and the knowledge base are checked for changes (seconds).
+    rules_watch_seconds: float = Field(default=10.0, gt=0, le=3600)
     privacy_url: str = "https://helsingborg.se/personuppgifter"
     responsible: str = "Kommunstyrelsen, Helsingborgs stad"
 

@@ -195,6 +195,31 @@ class PendingMessage(SQLModel, table=True):
     created_at: datetime = _time(default_factory=utcnow)
 
 
+class RulesVersion(SQLModel, table=True):
+    """A routing table that went live (audit), with its text so that it can be restored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    content_hash: str = Field(max_length=64, index=True)
+    rules_text: str
+    activated_at: datetime = _time(default_factory=utcnow)
+    activated_by: int | None = _telegram_id(default=None)
+    # start, file, chat, force, rollback
+    source: str = Field(max_length=16)
+    summary: str = ""
+    figures: str = "{}"  # JSON: the figures on the question set when it went live
+
+
+class ExampleQuestion(SQLModel, table=True):
+    """A real question a coordinator confirmed, anonymised, for the regression check."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    text: str
+    department: str = Field(max_length=64)
+    case_id: int | None = Field(default=None, foreign_key="case.id", unique=True)
+    added_by: int | None = _telegram_id(default=None)
+    added_at: datetime = _time(default_factory=utcnow)
+
+
 class ProcessedUpdate(SQLModel, table=True):
     """Telegram update ids already handled: a repeat delivery creates nothing."""
 

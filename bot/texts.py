@@ -153,6 +153,62 @@ TEXTS: dict[str, dict[str, str]] = {
         "sv": "Det kommandot känner jag inte igen. Skriv /help för att se vad jag kan.",
         "en": "I do not know that command. Write /help to see what I can do.",
     },
+    "admin_refused": {
+        "sv": "Bara administratörer kan ändra routingtabellen.",
+        "en": "Only administrators can change the routing table.",
+    },
+    "admin_invalid": {
+        "sv": "❌ Ändringen kan inte tas i bruk – den gamla tabellen fortsätter att gälla. Rätta:",
+        "en": "❌ The change cannot be used – the old table stays live. Fix:",
+    },
+    "admin_held": {
+        "sv": (
+            "⏸ Ändringen hålls tillbaka: den gör routingen sämre på frågesamlingen. "
+            "Skriv /reload force för att ändå ta den i bruk."
+        ),
+        "en": (
+            "⏸ The change is held back: it makes routing worse on the question set. "
+            "Write /reload force to use it anyway."
+        ),
+    },
+    "admin_live": {
+        "sv": "✅ Den nya routingtabellen gäller nu.",
+        "en": "✅ The new routing table is live.",
+    },
+    "admin_no_change": {
+        "sv": "Inget har ändrats sedan den tabell som gäller nu.",
+        "en": "Nothing has changed since the live table.",
+    },
+    "admin_no_history": {"sv": "Ingen tabell är registrerad än.", "en": "No table recorded yet."},
+    "admin_no_previous": {
+        "sv": "Det finns ingen tidigare tabell att gå tillbaka till.",
+        "en": "There is no earlier table to go back to.",
+    },
+    "admin_rules": {
+        "sv": (
+            "<b>Routingtabellen som gäller</b>\n"
+            "Version {hash} sedan {when} ({source}, av {by})\n"
+            "{departments} förvaltningar, {rules} regler\n"
+            "Frågesamlingen: korrekt {correct}, svarsprecision {precision}\n"
+            "Ändring: {summary}"
+        ),
+        "en": (
+            "<b>The live routing table</b>\n"
+            "Version {hash} since {when} ({source}, by {by})\n"
+            "{departments} departments, {rules} rules\n"
+            "Question set: correct {correct}, answer precision {precision}\n"
+            "Change: {summary}"
+        ),
+    },
+    "desk_button_example": {"sv": "Lägg till som exempel", "en": "Add as example"},
+    "desk_example_added": {
+        "sv": "Frågan finns nu i frågesamlingen (utan personuppgifter).",
+        "en": "The question is now in the question set (without personal details).",
+    },
+    "desk_example_refused": {
+        "sv": "Lämna först över ärendet till en förvaltning, eller så finns frågan redan.",
+        "en": "Hand the case over to a department first, or the question is already there.",
+    },
     "already_done": {"sv": "Det är redan klart. 👍", "en": "That is already done. 👍"},
     "button_stale": {
         "sv": "Den här knappen gäller inte längre. Skriv gärna din fråga igen.",

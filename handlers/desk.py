@@ -31,7 +31,7 @@ from telegram.ext import (
 
 from bot.app import ConciergeContext, Services
 from bot.models import Case, CaseStatus
-from bot.services import desk, members
+from bot.services import desk, members, rules_admin
 from bot.services.desk import DeskRefused
 from bot.texts import Html, contact_card, department_name, format_due, split_message, text
 
@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 DESK_LANGUAGE = "sv"
 DESK_COMMANDS = ("queue", "case", "mine", "stats", "close")
-_BUTTON = re.compile(r"^dk:([chxb]):(\d{1,12})$")
+_BUTTON = re.compile(r"^dk:([chxbe]):(\d{1,12})$")
 _HAND_TO = re.compile(r"^dk:t:(\d{1,12}):(\d{1,4})$")
 _RATE = re.compile(r"^rate:(\d{1,12}):(\d)$")
 _COORDINATOR_STATUSES = {
@@ -138,8 +138,13 @@ def card_text(services: Services, case: Case, member_name: str, member_language:
 
 
 def card_keyboard(case: Case) -> InlineKeyboardMarkup | None:
+    example = [
+        InlineKeyboardButton(
+            text("desk_button_example", DESK_LANGUAGE), callback_data=f"dk:e:{case.id}"
+        )
+    ]
     if case.status == CaseStatus.CLOSED:
-        return None
+        return InlineKeyboardMarkup([example])
     rows = []
     if case.claimed_by is None:
         rows.append(
@@ -163,6 +168,7 @@ def card_keyboard(case: Case) -> InlineKeyboardMarkup | None:
             )
         ]
     )
+    rows.append(example)
     return InlineKeyboardMarkup(rows)
 
 
@@ -442,6 +448,15 @@ async def desk_button(update: Update, context: ConciergeContext) -> None:
                 raise DeskRefused("closed")
             await query.answer()
             await query.edit_message_reply_markup(_department_keyboard(services, case_id))
+        elif action == "e":
+            try:
+                await services.call(
+                    rules_admin.add_example, case_id=case_id, coordinator_id=user.id
+                )
+            except rules_admin.AdminRefused:
+                await query.answer(text("desk_example_refused", DESK_LANGUAGE), show_alert=True)
+                return
+            await query.answer(text("desk_example_added", DESK_LANGUAGE), show_alert=True)
         elif action == "b":
             case = await services.call(desk.get_case, case_id=case_id)
             await query.answer()

@@ -33,6 +33,12 @@ def default_knowledge_path() -> Path:
     return Path(configured) if configured else _PACKAGE_DIR / "articles"
 
 
+def default_questions_path() -> Path:
+    """The project's own question set for regression checks (grown by coordinators)."""
+    configured = os.environ.get("QUESTIONS_PATH")
+    return Path(configured) if configured else _PACKAGE_DIR / "questions.jsonl"
+
+
 def default_cache_dir() -> Path:
     configured = os.environ.get("CONCIERGE_CACHE_DIR")
     if configured:

@@ -310,8 +310,8 @@ async def test_a_failed_update_is_handled_when_delivered_again(
             raise RuntimeError("temporary failure")
         return real_route(question)
 
-    monkeypatch.setattr(router, "route", flaky)
     async with running_bot(settings, services):
+        monkeypatch.setattr(router, "route", flaky)
         sorry = await ana.ask("Hur bokar vi träningstider i en idrottshall?", timeout=10)
         assert "något gick fel" in sorry["text"]
         since = api.cursor()
