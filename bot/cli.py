@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
@@ -16,6 +17,7 @@ from knowledge.loading import (
     Routing,
     default_cache_dir,
     default_knowledge_path,
+    default_questions_path,
     default_rules_path,
     load_routing,
     load_table,
@@ -189,6 +191,105 @@ def rules_explain(rules_path: Path | None, knowledge_path: Path | None, question
                 "  words that pulled toward it: "
                 + ", ".join(f"{word} ({weight:+.2f})" for word, weight in candidate.words)
             )
+
+
+_QUESTIONS_OPTION = click.option(
+    "--questions",
+    "questions_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Question set (default: $QUESTIONS_PATH, else knowledge/questions.jsonl).",
+)
+_DATABASE_OPTION = click.option(
+    "--database",
+    "database_url",
+    default=None,
+    help="Database (default: $DATABASE_URL, else sqlite:///foreningslotsen.sqlite3).",
+)
+
+
+def _database(url: str | None) -> Any:
+    from bot.db import create_schema, make_engine
+
+    engine = make_engine(
+        url or os.environ.get("DATABASE_URL") or "sqlite:///foreningslotsen.sqlite3"
+    )
+    create_schema(engine)
+    return engine
+
+
+@rules.command("diff")
+@click.argument("old", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("new", type=click.Path(path_type=Path, dir_okay=False))
+@_KNOWLEDGE_OPTION
+@_QUESTIONS_OPTION
+def rules_diff(
+    old: Path, new: Path, knowledge_path: Path | None, questions_path: Path | None
+) -> None:
+    """Compare two routing tables on the question set; exit 1 if NEW would be held back."""
+    from knowledge.regression import Bars, compare, table_changes
+
+    before = _load(old, knowledge_path)
+    after = _load(new, knowledge_path)
+    questions = load_questions(questions_path or default_questions_path())
+    report = compare(before.router, after.router, questions)
+    click.echo(f"Change: {table_changes(before.table, after.table).describe()}")
+    click.echo(report.summary(limit=50))
+    failures = report.failures(Bars())
+    if failures:
+        click.echo("Would be held back: " + "; ".join(failures))
+        sys.exit(1)
+
+
+@rules.command("history")
+@_DATABASE_OPTION
+def rules_history(database_url: str | None) -> None:
+    """List the routing tables that went live, newest first."""
+    from sqlmodel import Session
+
+    from bot.services import rules_admin
+
+    with Session(_database(database_url)) as session:
+        versions = rules_admin.history(session=session, limit=50)
+    if not versions:
+        click.echo("No routing table has gone live yet.")
+        return
+    for version in versions:
+        figures = json.loads(version.figures or "{}")
+        click.echo(
+            f"{version.activated_at:%Y-%m-%d %H:%M} UTC  {version.content_hash[:12]}  "
+            f"{version.source:<8} by {version.activated_by or '—'}  correct "
+            f"{figures.get('correct', 0):.3f} precision {figures.get('answer_precision', 0):.3f}"
+            f"  {version.summary}"
+        )
+
+
+@rules.command("suggest")
+@_RULES_OPTION
+@_KNOWLEDGE_OPTION
+@_QUESTIONS_OPTION
+@_DATABASE_OPTION
+@click.option("--days", type=int, default=90, show_default=True, help="How far back to look.")
+def rules_suggest(
+    rules_path: Path | None,
+    knowledge_path: Path | None,
+    questions_path: Path | None,
+    database_url: str | None,
+    days: int,
+) -> None:
+    """Propose keywords and examples from questions the router missed, with their effect."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlmodel import Session
+
+    from bot.services.suggestions import traffic
+    from knowledge.suggest import suggest
+
+    routing = _load(rules_path, knowledge_path)
+    with Session(_database(database_url)) as session:
+        log = traffic(session=session, since=datetime.now(UTC) - timedelta(days=days))
+    questions = load_questions(questions_path or default_questions_path())
+    click.echo(suggest(routing.table, routing.router, log, questions).describe())
 
 
 _BARS = {

@@ -200,6 +200,10 @@ TEXTS: dict[str, dict[str, str]] = {
             "Change: {summary}"
         ),
     },
+    "admin_suggestions": {
+        "sv": "💡 Veckans förslag till routingtabellen (frågor som inte hamnade rätt direkt):",
+        "en": "💡 This week's suggestions for the routing table (questions not placed at once):",
+    },
     "desk_button_example": {"sv": "Lägg till som exempel", "en": "Add as example"},
     "desk_example_added": {
         "sv": "Frågan finns nu i frågesamlingen (utan personuppgifter).",

@@ -11,6 +11,7 @@ import asyncio
 import html
 import json
 import logging
+from datetime import time, timedelta
 from typing import Any
 
 from telegram import Update
@@ -19,12 +20,14 @@ from telegram.error import TelegramError
 from telegram.ext import Application, CommandHandler, filters
 
 from bot.app import ConciergeContext, Services
-from bot.services import rules_admin
+from bot.services import desk as desk_service
+from bot.services import rules_admin, suggestions
 from bot.services.rules_admin import ReloadPlan
 from bot.texts import Html, split_message, text
 from knowledge.evaluation import evaluate
 from knowledge.regression import Bars
 from knowledge.rules import RulesInvalid
+from knowledge.suggest import suggest
 
 logger = logging.getLogger(__name__)
 _PRIVATE = filters.ChatType.PRIVATE
@@ -235,6 +238,32 @@ def schedule_watch(app: Application[Any, Any, Any, Any, Any, Any], services: Ser
         return
     seconds = services.settings.rules_watch_seconds
     app.job_queue.run_repeating(watch_rules, interval=seconds, first=seconds, name="watch-rules")
+    monday_morning = time(8, 15, tzinfo=services.settings.zone)
+    app.job_queue.run_daily(
+        weekly_suggestions, time=monday_morning, days=(1,), name="weekly-suggestions"
+    )
+
+
+async def weekly_suggestions(context: ConciergeContext) -> None:
+    """On Monday mornings, the admins get this week's rule suggestions (once a week)."""
+    services = context.services
+    settings = services.settings
+    if not settings.admin_user_ids:
+        return
+    now = services.clock()
+    week = now.astimezone(settings.zone).strftime("suggest-%G-W%V")
+    if not await services.call(desk_service.claim_digest, day=week):
+        return
+    log = await services.call(suggestions.traffic, since=now - timedelta(days=7))
+    questions = await services.call(rules_admin.regression_questions, path=settings.questions_path)
+    routing = services.routing
+    found = await services.call_plain(suggest, routing.table, routing.router, log, questions)
+    await _tell(
+        context,
+        list(settings.admin_user_ids),
+        text("admin_suggestions", "sv"),
+        _pre(found.describe()),
+    )
 
 
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:

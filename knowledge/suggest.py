@@ -1,0 +1,182 @@
+"""Learning from traffic: questions the router did not place, grouped, become rule proposals.
+
+The input is what happened to real questions — the department a coordinator finally handed a
+case to, or the one a member chose in a clarification. Similar questions are grouped (rapidfuzz);
+each group proposes, for the rule of that department it resembles most, the words the group
+shares that the rule lacks (keywords) and its questions (examples, anonymised). Every proposal
+is measured: how its own questions route before and after, and what it does to the question set.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from rapidfuzz import fuzz, process
+
+from knowledge.evaluation import LabelledQuestion
+from knowledge.regression import RegressionReport, anonymise, compare
+from knowledge.router import Router, RouterOptions
+from knowledge.rules import RoutingTable, Rule
+from knowledge.text import STOPWORDS, fold, stems, words
+
+_SIMILAR = 55.0  # token_set_ratio at which two questions belong to one group
+_MAX_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class TrafficQuestion:
+    """A real question and the department it turned out to belong to."""
+
+    text: str
+    department: str
+
+
+@dataclass
+class Proposal:
+    rule_id: str
+    department: str
+    questions: list[str]
+    keywords: list[str] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)
+    placed_before: int = 0
+    placed_after: int = 0
+
+    def describe(self) -> str:
+        lines = [
+            f"Rule {self.rule_id} ({self.department}) — {len(self.questions)} question(s) like "
+            f"'{_short(self.questions[0])}'",
+        ]
+        if self.keywords:
+            lines.append(f"  add keywords: [{', '.join(self.keywords)}]")
+        if self.examples:
+            lines.append("  add examples:")
+            lines.extend(f"    - {example}" for example in self.examples)
+        total = len(self.questions)
+        lines.append(
+            f"  these questions answered with {self.department}: "
+            f"{self.placed_before}/{total} → {self.placed_after}/{total}"
+        )
+        return "\n".join(lines)
+
+
+@dataclass
+class Suggestions:
+    proposals: list[Proposal]
+    effect: RegressionReport | None
+
+    def describe(self) -> str:
+        if not self.proposals:
+            return "No suggestions: every question in the traffic log was placed."
+        parts = [proposal.describe() for proposal in self.proposals]
+        if self.effect is not None:
+            parts.append("Effect of all proposals on the question set:\n" + self.effect.summary())
+        return "\n\n".join(parts)
+
+
+def group(questions: Iterable[TrafficQuestion]) -> list[list[TrafficQuestion]]:
+    """Groups of similar questions with the same final department (greedy, deterministic)."""
+    groups: list[list[TrafficQuestion]] = []
+    for question in sorted(questions, key=lambda q: (q.department, q.text)):
+        folded = fold(question.text)
+        for existing in groups:
+            head = existing[0]
+            if (
+                head.department == question.department
+                and fuzz.token_set_ratio(fold(head.text), folded) >= _SIMILAR
+            ):
+                existing.append(question)
+                break
+        else:
+            groups.append([question])
+    return groups
+
+
+def _nearest_rule(table: RoutingTable, department: str, texts: list[str]) -> Rule | None:
+    rules = [rule for rule in table.rules if rule.department == department]
+    if not rules:
+        return None
+    choices = {
+        index: " ".join((*rule.examples, *rule.keywords)) for index, rule in enumerate(rules)
+    }
+    best = process.extractOne(" ".join(texts), choices, scorer=fuzz.token_set_ratio)
+    return rules[best[2]] if best else rules[0]
+
+
+def _new_keywords(rule: Rule, texts: list[str], limit: int = 3) -> list[str]:
+    known: set[str] = set()
+    for phrase in (*rule.keywords, *rule.examples):
+        for word in words(phrase):
+            known |= stems(word)
+    counts: Counter[str] = Counter()
+    for text in texts:
+        for word in set(words(text)):
+            content = len(word) >= 4 and word not in STOPWORDS and not word.isdigit()
+            if content and stems(word).isdisjoint(known):
+                counts[word] += 1
+    needed = max(2, (len(texts) + 1) // 2) if len(texts) > 1 else 1
+    return [word for word, count in counts.most_common() if count >= needed][:limit]
+
+
+def _with_proposals(table: RoutingTable, proposals: list[Proposal]) -> RoutingTable:
+    by_rule: dict[str, list[Proposal]] = {}
+    for proposal in proposals:
+        by_rule.setdefault(proposal.rule_id, []).append(proposal)
+    rules = []
+    for rule in table.rules:
+        extra = by_rule.get(rule.id, [])
+        keywords = list(rule.keywords)
+        examples = list(rule.examples)
+        for proposal in extra:
+            keywords += [k for k in proposal.keywords if k not in keywords]
+            examples += [e for e in proposal.examples if e not in examples]
+        rules.append(
+            rule.model_copy(update={"keywords": tuple(keywords), "examples": tuple(examples)})
+        )
+    return table.model_copy(update={"rules": tuple(rules)})
+
+
+def suggest(
+    table: RoutingTable,
+    router: Router,
+    traffic: Iterable[TrafficQuestion],
+    question_set: list[LabelledQuestion],
+    options: RouterOptions | None = None,
+) -> Suggestions:
+    departments = {department.id for department in table.departments}
+    relevant = [q for q in traffic if q.department in departments and q.text.strip()]
+    proposals: list[Proposal] = []
+    for members in group(relevant):
+        department = members[0].department
+        texts = [member.text for member in members]
+        rule = _nearest_rule(table, department, texts)
+        if rule is None:
+            continue
+        proposal = Proposal(
+            rule_id=rule.id,
+            department=department,
+            questions=texts,
+            keywords=_new_keywords(rule, texts),
+            examples=[anonymise(text) for text in texts[:_MAX_EXAMPLES]],
+        )
+        proposal.placed_before = sum(_answers(router, text, department) for text in texts)
+        proposals.append(proposal)
+    if not proposals:
+        return Suggestions([], None)
+    proposed = Router.build(_with_proposals(table, proposals), options)
+    for proposal in proposals:
+        proposal.placed_after = sum(
+            _answers(proposed, text, proposal.department) for text in proposal.questions
+        )
+    effect = compare(router, proposed, question_set) if question_set else None
+    return Suggestions(proposals, effect)
+
+
+def _answers(router: Router, text: str, department: str) -> bool:
+    decision = router.route(text)
+    return decision.action == "answer" and decision.department == department
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
