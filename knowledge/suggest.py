@@ -19,7 +19,7 @@ from knowledge.evaluation import LabelledQuestion
 from knowledge.regression import RegressionReport, anonymise, compare
 from knowledge.router import Router, RouterOptions
 from knowledge.rules import RoutingTable, Rule
-from knowledge.text import STOPWORDS, fold, stems, words
+from knowledge.text import STOPWORDS, stems, words
 
 _SIMILAR = 55.0  # token_set_ratio at which two questions belong to one group
 _MAX_EXAMPLES = 5
@@ -76,21 +76,25 @@ class Suggestions:
 
 
 def group(questions: Iterable[TrafficQuestion]) -> list[list[TrafficQuestion]]:
-    """Groups of similar questions with the same final department (greedy, deterministic)."""
+    """Groups of similar questions with the same final department (single link, deterministic)."""
     groups: list[list[TrafficQuestion]] = []
     for question in sorted(questions, key=lambda q: (q.department, q.text)):
-        folded = fold(question.text)
+        content = _content(question.text)
         for existing in groups:
-            head = existing[0]
-            if (
-                head.department == question.department
-                and fuzz.token_set_ratio(fold(head.text), folded) >= _SIMILAR
+            if existing[0].department == question.department and any(
+                fuzz.token_set_ratio(_content(member.text), content) >= _SIMILAR
+                for member in existing
             ):
                 existing.append(question)
                 break
         else:
             groups.append([question])
     return groups
+
+
+def _content(text: str) -> str:
+    """The words that carry the subject: folded, without function words."""
+    return " ".join(w for w in words(text) if w not in STOPWORDS and not w.isdigit())
 
 
 def _nearest_rule(table: RoutingTable, department: str, texts: list[str]) -> Rule | None:

@@ -87,7 +87,10 @@ async def test_a_case_from_escalation_to_rating(api: LoopbackBotApi, desk_world:
         assert "Jag vill prata med en människa om vår lokal" in card["text"]
         assert "svar senast" in card["text"]
         assert buttons(card) == [
-            "Ta ärendet", "Lämna över till förvaltning", "Stäng", "Lägg till som exempel"
+            "Ta ärendet",
+            "Lämna över till förvaltning",
+            "Stäng",
+            "Lägg till som exempel",
         ]
 
         query = await kim.press(card, "Ta ärendet")
