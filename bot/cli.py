@@ -226,7 +226,7 @@ def _database(url: str | None) -> Any:
 def rules_diff(
     old: Path, new: Path, knowledge_path: Path | None, questions_path: Path | None
 ) -> None:
-    """Compare two routing tables on the question set; exit 1 if NEW would be held back."""
+    """Compare two tables on the question set (exit 1 if NEW is held back)."""
     from knowledge.regression import Bars, compare, table_changes
 
     before = _load(old, knowledge_path)
@@ -277,7 +277,7 @@ def rules_suggest(
     database_url: str | None,
     days: int,
 ) -> None:
-    """Propose keywords and examples from questions the router missed, with their effect."""
+    """Propose keywords and examples from questions the router missed."""
     from datetime import UTC, datetime, timedelta
 
     from sqlmodel import Session
