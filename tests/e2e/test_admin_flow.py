@@ -204,3 +204,22 @@ async def test_a_coordinator_adds_a_case_question_to_the_question_set(
     added_question = questions[-1]
     assert added_question.expect == ("skola_fritid",)
     assert "0701234567" not in added_question.text and "padel" in added_question.text
+
+
+async def test_a_valid_file_change_goes_live_by_itself_and_admins_are_told(
+    api: LoopbackBotApi, editable: Any
+) -> None:
+    settings, services, rules = editable
+    api.person(ADMIN, "Admin")
+    question = "Kan vi boka padelbanan på söndagar?"
+    async with running(settings, services) as app:
+        before = services.routing
+        edit(rules, "    keywords: [halltid,", "    keywords: [padelbana, padelbanan, halltid,")
+        await watch_rules(ConciergeContext(app))
+        notice = api.messages(ADMIN)[-1]["text"]
+        assert "gäller nu" in notice and "rules edited: halltider" in notice
+        assert services.routing is not before
+        reply = await api.person(7300, "Ana").ask(question, timeout=10)
+        assert "Skol- och fritidsförvaltningen" in reply["text"]
+    with Session(services.engine) as session:
+        assert [v.source for v in session.exec(select(RulesVersion))] == ["start", "file"]
