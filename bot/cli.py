@@ -330,6 +330,11 @@ def eval_command(
         click.echo(str(exc), err=True)
         sys.exit(2)
     figures = evaluate(questions, routing.router.route)
+    with_category = (
+        evaluate(questions, routing.router.route, use_category=True)
+        if any(q.category for q in questions)
+        else None
+    )
     values = figures.as_dict()
     bars = {
         "correct": min_correct,
@@ -363,6 +368,14 @@ def eval_command(
             "{answer_precision:.3f} | out-of-scope recall {oos_recall:.3f} | wrong answers "
             "{wrong_answers:.3f}".format(**values)
         )
+        if with_category is not None:
+            gained = with_category.correct - figures.correct
+            shown = with_category.as_dict()
+            click.echo(
+                f"with the association's category: correct {shown['correct']:.3f} | helped "
+                f"{shown['helped']:.3f} | answer precision {shown['answer_precision']:.3f} | "
+                f"wrong answers {shown['wrong_answers']:.3f} (correct {gained:+.3f})"
+            )
         for name in failed:
             option, relation = _BARS[name]
             click.echo(

@@ -220,6 +220,67 @@ class ExampleQuestion(SQLModel, table=True):
     added_at: datetime = _time(default_factory=utcnow)
 
 
+class AssociationCategory(StrEnum):
+    SPORTS = "sports"
+    CULTURE = "culture"
+    SOCIAL = "social"
+    DISABILITY = "disability"
+    SENIORS = "seniors"
+    IMMIGRANT = "immigrant"
+    ENVIRONMENT = "environment"
+    OTHER = "other"
+
+
+class Association(SQLModel, table=True):
+    """An entry of the association register."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, index=True)
+    org_number: str = Field(max_length=11, unique=True)
+    category: AssociationCategory = Field(max_length=16)
+    members_count: int = 0
+    description: str = Field(default="", max_length=500)
+    # The public contact, shown in /find when the association chose to be listed.
+    contact_member_id: int = _telegram_id(foreign_key="member.id")
+    email: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=50)
+    listed: bool = False
+    created_at: datetime = _time(default_factory=utcnow)
+    confirmed_at: datetime = _time(default_factory=utcnow)
+    reminded_at: datetime | None = _time(default=None)
+
+
+class AssociationMember(SQLModel, table=True):
+    """A member's link to an association; others than the contact wait for approval."""
+
+    __table_args__ = (sa.UniqueConstraint("association_id", "member_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    association_id: int = Field(foreign_key="association.id", index=True)
+    member_id: int = _telegram_id(foreign_key="member.id", index=True)
+    role: str = Field(default="", max_length=100)
+    approved: bool = False
+    created_at: datetime = _time(default_factory=utcnow)
+
+
+class ConversationState(SQLModel, table=True):
+    """Where a member is in a guided conversation (/register), so a restart loses nothing."""
+
+    member_id: int = _telegram_id(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    flow: str = Field(max_length=32)
+    step: str = Field(max_length=32)
+    data: str = "{}"  # JSON of the answers so far
+    updated_at: datetime = _time(default_factory=utcnow)
+
+
+class Subscription(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("member_id", "topic"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = _telegram_id(foreign_key="member.id", index=True)
+    topic: str = Field(max_length=32)
+
+
 class ProcessedUpdate(SQLModel, table=True):
     """Telegram update ids already handled: a repeat delivery creates nothing."""
 

@@ -213,6 +213,184 @@ TEXTS: dict[str, dict[str, str]] = {
         "sv": "Lämna först över ärendet till en förvaltning, eller så finns frågan redan.",
         "en": "Hand the case over to a department first, or the question is already there.",
     },
+    "register_name": {
+        "sv": (
+            "📝 Vi registrerar er förening! (Skriv /cancel när du vill för att "
+            "avbryta.)\n\nVad heter föreningen?"
+        ),
+        "en": (
+            "📝 Let's register your association! (Write /cancel at any time to stop.)\n\nWhat "
+            "is the association called?"
+        ),
+    },
+    "register_similar": {
+        "sv": "Det finns redan en förening som heter <b>{name}</b>. Är det er förening?",
+        "en": "There is already an association called <b>{name}</b>. Is it yours?",
+    },
+    "register_org_number": {
+        "sv": "Vilket organisationsnummer har föreningen? (t.ex. 802000-1234)",
+        "en": "What is the association's organisation number? (e.g. 802000-1234)",
+    },
+    "register_org_format": {
+        "sv": (
+            "«{value}» ser inte ut som ett organisationsnummer. Skriv tio siffror, t.ex. "
+            "802000-1234."
+        ),
+        "en": (
+            "«{value}» does not look like an organisation number. Write ten digits, e.g. "
+            "802000-1234."
+        ),
+    },
+    "register_org_third_digit": {
+        "sv": (
+            "Det ser ut som ett personnummer (tredje siffran är 0 eller 1). En förenings "
+            "nummer har 2 eller mer där. Försök igen."
+        ),
+        "en": (
+            "That looks like a personal identity number (third digit 0 or 1). An "
+            "association's number has 2 or more there. Try again."
+        ),
+    },
+    "register_org_check_digit": {
+        "sv": "Kontrollsiffran (den sista) stämmer inte – kolla numret och skriv det igen.",
+        "en": (
+            "The check digit (the last one) does not match – check the number and write it again."
+        ),
+    },
+    "register_category": {
+        "sv": "Vad sysslar föreningen med?",
+        "en": "What does the association do?",
+    },
+    "register_members_count": {
+        "sv": "Ungefär hur många medlemmar har ni? (en siffra)",
+        "en": "About how many members do you have? (a number)",
+    },
+    "register_members_count_problem": {
+        "sv": "Skriv antalet som en siffra, t.ex. 45.",
+        "en": "Write the number as digits, e.g. 45.",
+    },
+    "register_role": {
+        "sv": "Vilken roll har du i föreningen? (t.ex. ordförande, kassör)",
+        "en": "What is your role in the association? (e.g. chair, treasurer)",
+    },
+    "register_contact": {
+        "sv": (
+            "Vilken e-post eller vilket telefonnummer ska staden och andra föreningar nå er "
+            "på? (frivilligt)"
+        ),
+        "en": (
+            "Which e-mail or phone number should the city and other associations use? (optional)"
+        ),
+    },
+    "register_contact_problem": {
+        "sv": (
+            "Det ser inte ut som en e-postadress eller ett telefonnummer. Försök igen, eller "
+            "hoppa över."
+        ),
+        "en": "That does not look like an e-mail address or a phone number. Try again, or skip.",
+    },
+    "register_listed": {
+        "sv": "Vill ni synas i föreningsnätverket (/find), så att andra föreningar kan hitta er?",
+        "en": (
+            "Do you want to be listed in the association network (/find) for other associations?"
+        ),
+    },
+    "register_subscribe": {
+        "sv": "Vill du få inbjudningar till dialogmöten, utbildningar och nyheter från staden?",
+        "en": "Do you want invitations to dialogue meetings, training and news from the city?",
+    },
+    "register_done": {
+        "sv": "✅ <b>{name}</b> är registrerad. Tack! Nu kan svaren anpassas för er förening.",
+        "en": "✅ <b>{name}</b> is registered. Thanks! Answers can now fit your association.",
+    },
+    "register_join_requested": {
+        "sv": (
+            "<b>{name}</b> finns redan i registret. Jag har frågat föreningens kontaktperson "
+            "om du får gå med."
+        ),
+        "en": (
+            "<b>{name}</b> is already registered. I have asked its contact person to let you join."
+        ),
+    },
+    "register_not_started": {
+        "sv": "Skriv /register för att börja.",
+        "en": "Write /register to start.",
+    },
+    "register_cancelled": {
+        "sv": "Registreringen är avbruten.",
+        "en": "The registration is cancelled.",
+    },
+    "nothing_to_cancel": {
+        "sv": "Det finns inget att avbryta.",
+        "en": "There is nothing to cancel.",
+    },
+    "join_request": {
+        "sv": "{member} vill gå med i <b>{name}</b> i Föreningslotsen. Godkänner du?",
+        "en": "{member} wants to join <b>{name}</b> in Föreningslotsen. Do you approve?",
+    },
+    "join_approved": {
+        "sv": "Du är nu med i <b>{name}</b>. ✅",
+        "en": "You are now in <b>{name}</b>. ✅",
+    },
+    "join_refused": {
+        "sv": "Kontaktpersonen för <b>{name}</b> godkände inte förfrågan.",
+        "en": "The contact person of <b>{name}</b> did not approve the request.",
+    },
+    "join_decided": {"sv": "Tack, det är noterat.", "en": "Thanks, noted."},
+    "button_yes": {"sv": "Ja", "en": "Yes"},
+    "button_no": {"sv": "Nej", "en": "No"},
+    "button_skip": {"sv": "Hoppa över", "en": "Skip"},
+    "category_sports": {"sv": "Idrott", "en": "Sports"},
+    "category_culture": {"sv": "Kultur", "en": "Culture"},
+    "category_social": {"sv": "Socialt", "en": "Social"},
+    "category_disability": {"sv": "Funktionsnedsättning", "en": "Disability"},
+    "category_seniors": {"sv": "Seniorer", "en": "Seniors"},
+    "category_immigrant": {"sv": "Invandrare/integration", "en": "Immigrant/integration"},
+    "category_environment": {"sv": "Miljö", "en": "Environment"},
+    "category_other": {"sv": "Annat", "en": "Other"},
+    "find_choose": {
+        "sv": "Vilken sorts föreningar söker du?",
+        "en": "Which kind of associations are you looking for?",
+    },
+    "find_none": {
+        "sv": "Jag hittade inga föreningar som matchar.",
+        "en": "I found no matching associations.",
+    },
+    "find_line": {
+        "sv": "• <b>{name}</b> ({category}) {contact}",
+        "en": "• <b>{name}</b> ({category}) {contact}",
+    },
+    "subscribe_choose": {
+        "sv": "Vad vill du få meddelanden om? Tryck för att slå på eller av.",
+        "en": "What do you want messages about? Press to switch on or off.",
+    },
+    "topic_dialogmoten": {"sv": "Dialogmöten", "en": "Dialogue meetings"},
+    "topic_utbildning": {"sv": "Utbildningar", "en": "Training"},
+    "topic_nyheter": {"sv": "Nyheter", "en": "News"},
+    "confirm_entry": {
+        "sv": (
+            "Det är ett år sedan <b>{name}</b> bekräftade sina uppgifter i "
+            "föreningsregistret. Stämmer de fortfarande?"
+        ),
+        "en": (
+            "It is a year since <b>{name}</b> confirmed its entry in the association "
+            "register. Is it still right?"
+        ),
+    },
+    "button_entry_ok": {"sv": "Ja, det stämmer", "en": "Yes, it is right"},
+    "button_entry_update": {"sv": "Uppdatera", "en": "Update"},
+    "entry_confirmed": {
+        "sv": "Tack! Uppgifterna är bekräftade.",
+        "en": "Thanks! The entry is confirmed.",
+    },
+    "desk_associations": {
+        "sv": "<b>Föreningsregistret</b>: {total} föreningar – {counts}",
+        "en": "<b>Association register</b>: {total} associations – {counts}",
+    },
+    "desk_association_line": {
+        "sv": "• {name} · {org} · {category}{stale}",
+        "en": "• {name} · {org} · {category}{stale}",
+    },
     "already_done": {"sv": "Det är redan klart. 👍", "en": "That is already done. 👍"},
     "button_stale": {
         "sv": "Den här knappen gäller inte längre. Skriv gärna din fråga igen.",
@@ -332,7 +510,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "📝 Internal note, not sent.",
     },
     "desk_member_blocked": {
-        "sv": "⚠️ Medlemmen har blockerat botten – meddelandet kom inte fram. Ärendet är markerat.",
+        "sv": (
+            "⚠️ Medlemmen har blockerat botten – meddelandet kom inte fram. Ärendet är markerat."
+        ),
         "en": "⚠️ The member has blocked the bot – the message was not delivered. Case marked.",
     },
     "desk_rating": {

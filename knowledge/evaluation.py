@@ -17,6 +17,7 @@ class LabelledQuestion:
     text: str
     expect: tuple[str, ...]
     line: int
+    category: str | None = None
 
 
 class QuestionSetInvalid(Exception):
@@ -38,7 +39,15 @@ def load_questions(path: Path) -> list[LabelledQuestion]:
                 raise QuestionSetInvalid(
                     f'{path}:{number}: expected {{"text": "...", "expect": ["department", ...]}}'
                 ) from None
-            questions.append(LabelledQuestion(text, tuple(str(e) for e in expect), number))
+            category = item.get("category")
+            questions.append(
+                LabelledQuestion(
+                    text,
+                    tuple(str(e) for e in expect),
+                    number,
+                    category if isinstance(category, str) else None,
+                )
+            )
     return questions
 
 
@@ -124,8 +133,19 @@ class Figures:
         return counts
 
 
-def evaluate(questions: Iterable[LabelledQuestion], route: Callable[[str], Decision]) -> Figures:
-    return Figures([Outcome(q, route(q.text)) for q in questions])
+def evaluate(
+    questions: Iterable[LabelledQuestion],
+    route: Callable[..., Decision],
+    *,
+    use_category: bool = False,
+) -> Figures:
+    """Route every question (with its association category when ``use_category``) and score."""
+    return Figures(
+        [
+            Outcome(q, route(q.text, q.category) if use_category and q.category else route(q.text))
+            for q in questions
+        ]
+    )
 
 
 def describe_miss(outcome: Outcome) -> str:

@@ -303,8 +303,40 @@ class Router:
 
     # -- routing ---------------------------------------------------------------------------
 
-    def route(self, question: str) -> Decision:
-        """Decide where ``question`` goes. Never raises on any text."""
+    def route(self, question: str, category: str | None = None) -> Decision:
+        """Decide where ``question`` goes; ``category`` is the asker's kind of association.
+
+        Never raises on any text. With a category, a question whose best rule depends on the
+        kind of association (``by_category``) is answered for that category.
+        """
+        decision = self._route(question)
+        if category is None or decision.action == "escalate":
+            return decision
+        return self._for_category(decision, category)
+
+    def _for_category(self, decision: Decision, category: str) -> Decision:
+        target = self.table.categories.get(category)
+        if target is None:
+            return decision
+        rule_id = decision.rule if decision.action == "answer" else (
+            decision.candidates[0].rule if decision.candidates else None
+        )
+        rule = self._rules.get(rule_id or "")
+        if rule is None or not rule.by_category:
+            return decision
+        return Decision(
+            action="answer",
+            department=target.department,
+            score=decision.score,
+            candidates=decision.candidates,
+            rule=rule.id,
+            article=target.article,
+            explanation=f"rule '{rule.id}' depends on the kind of association: {category} → "
+            f"{target.department}; " + decision.explanation,
+            reason="by_category",
+        )
+
+    def _route(self, question: str) -> Decision:
         text = question if isinstance(question, str) else ""
         folded = fold(text[:2000])
         if self._asks_for_person(text, folded):

@@ -55,6 +55,9 @@ class Rule(_Frozen):
     id: str = Field(pattern=ID_PATTERN, max_length=64)
     department: str
     article: str | None = None
+    # The answer depends on the kind of association ("what grants can we apply for?"): with a
+    # registered association the router answers for its category (see ``categories``).
+    by_category: bool = False
     keywords: tuple[str, ...] = ()
     examples: tuple[str, ...] = ()
 
@@ -107,10 +110,18 @@ class Escalation(_Frozen):
     outside_places: tuple[str, ...] = ()
 
 
+class CategoryRoute(_Frozen):
+    """Where a category-dependent question goes for one kind of association."""
+
+    department: str
+    article: str | None = None
+
+
 class RoutingTable(_Frozen):
     version: int = Field(ge=1, le=1)
     thresholds: Thresholds
     escalation: Escalation = Escalation()
+    categories: dict[str, CategoryRoute] = Field(default_factory=dict)
     departments: tuple[Department, ...] = Field(min_length=1)
     rules: tuple[Rule, ...] = Field(min_length=1)
 
@@ -352,6 +363,29 @@ def _cross_checks(
                 f"{lines.line_of(departments[department_id])}); give each department its own id",
             )
         departments.setdefault(department_id, path)
+    categories = data.get("categories")
+    if isinstance(categories, dict):
+        for name, route in categories.items():
+            if not isinstance(route, dict):
+                continue
+            department = route.get("department")
+            if isinstance(department, str) and department not in departments:
+                yield (
+                    ("categories", name, "department"),
+                    f"category '{name}' points at department '{department}', which is not in "
+                    "'departments'; add it there or fix the id",
+                )
+            article = route.get("article")
+            if (
+                isinstance(article, str)
+                and known_articles is not None
+                and article not in known_articles
+            ):
+                yield (
+                    ("categories", name, "article"),
+                    f"category '{name}' shows article '{article}', which is not in the "
+                    "knowledge base; fix the id or remove the 'article' line",
+                )
     rules: dict[str, tuple[Any, ...]] = {}
     for index, rule in _items(data, "rules"):
         rule_id = rule.get("id")

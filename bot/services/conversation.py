@@ -25,6 +25,7 @@ from bot.models import (
     utcnow,
 )
 from bot.services import cases as case_service
+from bot.services.associations import category_of
 from bot.services.desk import reopen_case
 from bot.services.office_hours import OfficeHours
 from knowledge.articles import Article
@@ -243,7 +244,7 @@ def route_question(
     kind = small_talk_kind(text)
     if kind is not None:
         return SmallTalk(kind)
-    decision = routing.router.route(text)
+    decision = routing.router.route(text, category_of(session=session, member_id=member_id))
     if decision.reason == "unreadable":
         # "👍", "????", "asdfgh": nothing for a person to work on; ask for words.
         return SmallTalk("need_words")
