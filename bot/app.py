@@ -32,7 +32,17 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MEMBER_COMMANDS = ("start", "help", "language", "mycases")
+MEMBER_COMMANDS = (
+    "start",
+    "help",
+    "language",
+    "mycases",
+    "register",
+    "find",
+    "subscribe",
+    "unsubscribe",
+    "cancel",
+)
 ADMIN_COMMANDS = ("reload", "rules", "rollback")
 
 

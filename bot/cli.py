@@ -292,6 +292,35 @@ def rules_suggest(
     click.echo(suggest(routing.table, routing.router, log, questions).describe())
 
 
+@main.group("associations")
+def associations_group() -> None:
+    """The association register."""
+
+
+@associations_group.command("export")
+@_DATABASE_OPTION
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the CSV here instead of to stdout.",
+)
+def associations_export(database_url: str | None, output: Path | None) -> None:
+    """Export the register as CSV for the city's own systems."""
+    from sqlmodel import Session
+
+    from bot.services.associations import export_csv
+
+    with Session(_database(database_url)) as session:
+        data = export_csv(session=session)
+    if output is None:
+        click.echo(data, nl=False)
+    else:
+        output.write_text(data, encoding="utf-8")
+        click.echo(f"Wrote {output}")
+
+
 _BARS = {
     "correct": ("--min-correct", "at least"),
     "helped": ("--min-helped", "at least"),

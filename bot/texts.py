@@ -622,6 +622,11 @@ TEXTS: dict[str, dict[str, str]] = {
     "command_help": {"sv": "Så använder du botten", "en": "How to use the bot"},
     "command_language": {"sv": "Byt språk", "en": "Change language"},
     "command_mycases": {"sv": "Dina ärenden", "en": "Your cases"},
+    "command_register": {"sv": "Registrera er förening", "en": "Register your association"},
+    "command_find": {"sv": "Hitta andra föreningar", "en": "Find other associations"},
+    "command_subscribe": {"sv": "Välj vad du vill få meddelanden om", "en": "Choose messages"},
+    "command_unsubscribe": {"sv": "Sluta få meddelanden", "en": "Stop messages"},
+    "command_cancel": {"sv": "Avbryt registreringen", "en": "Cancel the registration"},
 }
 
 WEEKDAYS = {

@@ -8,11 +8,12 @@ from telegram.ext import Application
 
 
 def register_all(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    from handlers import admin, desk, errors, media, member, question, updates
+    from handlers import admin, desk, errors, media, member, question, registry, updates
 
     updates.register(app)
     member.register(app)
     admin.register(app)
+    registry.register(app)
     desk.register(app)  # before question: its button handler catches whatever is left
     question.register(app)
     media.register(app)

@@ -31,14 +31,14 @@ from telegram.ext import (
 
 from bot.app import ConciergeContext, Services
 from bot.models import Case, CaseStatus
-from bot.services import desk, members, rules_admin
+from bot.services import associations, desk, members, rules_admin
 from bot.services.desk import DeskRefused
 from bot.texts import Html, contact_card, department_name, format_due, split_message, text
 
 logger = logging.getLogger(__name__)
 
 DESK_LANGUAGE = "sv"
-DESK_COMMANDS = ("queue", "case", "mine", "stats", "close")
+DESK_COMMANDS = ("queue", "case", "mine", "stats", "close", "associations")
 _BUTTON = re.compile(r"^dk:([chxbe]):(\d{1,12})$")
 _HAND_TO = re.compile(r"^dk:t:(\d{1,12}):(\d{1,4})$")
 _RATE = re.compile(r"^rate:(\d{1,12}):(\d)$")
@@ -107,7 +107,13 @@ def _status_line(services: Services, case: Case) -> str:
     return line
 
 
-def card_text(services: Services, case: Case, member_name: str, member_language: str) -> Html:
+def card_text(
+    services: Services,
+    case: Case,
+    member_name: str,
+    member_language: str,
+    association: str = "okänd",
+) -> Html:
     zone = services.settings.zone
     department = services.routing.table.department_by_id.get(case.department or "")
     if department is not None:
@@ -129,7 +135,7 @@ def card_text(services: Services, case: Case, member_name: str, member_language:
         status=Html(_status_line(services, case)),
         question=case.question if len(case.question) <= 1500 else case.question[:1499] + "…",
         member=member_name or "—",
-        association="okänd",
+        association=association,
         lang=member_language,
         suggestion=Html(suggestion),
         received=case.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
@@ -189,6 +195,11 @@ async def _member_of(services: Services, case: Case) -> tuple[str, str]:
     return (member.first_name, member.language) if member else ("", "sv")
 
 
+async def _association_name(services: Services, case: Case) -> str:
+    association = await services.call(associations.association_of, member_id=case.member_id)
+    return association.name if association else "okänd"
+
+
 async def refresh_card(context: ConciergeContext, case: Case) -> None:
     """Show the case's current state on its card."""
     if case.desk_chat_id is None or case.card_message_id is None:
@@ -198,7 +209,13 @@ async def refresh_card(context: ConciergeContext, case: Case) -> None:
         await context.bot.edit_message_text(
             chat_id=case.desk_chat_id,
             message_id=case.card_message_id,
-            text=card_text(context.services, case, name, language),
+            text=card_text(
+                context.services,
+                case,
+                name,
+                language,
+                await _association_name(context.services, case),
+            ),
             parse_mode=ParseMode.HTML,
             reply_markup=card_keyboard(case),
         )
@@ -236,7 +253,7 @@ async def announce_case(context: ConciergeContext, case_id: int) -> None:
             thread_id = topic.message_thread_id
         sent = await context.bot.send_message(
             chat_id,
-            card_text(services, case, name, language),
+            card_text(services, case, name, language, await _association_name(services, case)),
             parse_mode=ParseMode.HTML,
             reply_markup=card_keyboard(case),
             message_thread_id=thread_id,
@@ -665,7 +682,13 @@ async def case_command(update: Update, context: ConciergeContext) -> None:
         await _reply(update, context, text("desk_unknown_case", DESK_LANGUAGE))
         return
     name, language = await _member_of(context.services, case)
-    await _reply(update, context, card_text(context.services, case, name, language))
+    await _reply(
+        update,
+        context,
+        card_text(
+            context.services, case, name, language, await _association_name(context.services, case)
+        ),
+    )
 
 
 async def mine_command(update: Update, context: ConciergeContext) -> None:
@@ -720,6 +743,35 @@ async def stats_command(update: Update, context: ConciergeContext) -> None:
         else f"{found.mean_rating:.1f} ({len(found.ratings)})",
     )
     await _reply(update, context, body)
+
+
+async def associations_command(update: Update, context: ConciergeContext) -> None:
+    """The register: counts by category and matching entries (stale ones marked)."""
+    if not await _desk_command_allowed(update, context, "associations"):
+        return
+    counts, found = await context.services.call(
+        associations.search, query=" ".join(context.args or []), now=context.services.clock()
+    )
+    lines = [
+        text(
+            "desk_associations",
+            DESK_LANGUAGE,
+            total=sum(counts.values()),
+            counts=", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "—",
+        )
+    ]
+    for association, stale in found:
+        lines.append(
+            text(
+                "desk_association_line",
+                DESK_LANGUAGE,
+                name=association.name,
+                org=association.org_number,
+                category=association.category.value,
+                stale=" · ⚠️ inaktuell" if stale else "",
+            )
+        )
+    await _reply(update, context, Html("\n".join(lines)))
 
 
 async def close_command(update: Update, context: ConciergeContext) -> None:
@@ -834,6 +886,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(CommandHandler("mine", mine_command, filters=groups))
     app.add_handler(CommandHandler("stats", stats_command, filters=groups))
     app.add_handler(CommandHandler("close", close_command, filters=groups))
+    app.add_handler(CommandHandler("associations", associations_command, filters=groups))
     app.add_handler(CallbackQueryHandler(desk_button, pattern=r"^dk:"))
     app.add_handler(CallbackQueryHandler(rating_pressed, pattern=r"^rate:"))
     app.add_handler(

@@ -27,7 +27,7 @@ from bot.services.conversation import (
     SmallTalk,
 )
 from bot.texts import Html, contact_card, department_name, format_due, markdown_to_html, text
-from handlers import desk
+from handlers import desk, registry
 from handlers.common import current_member, send
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,10 @@ async def question_received(update: Update, context: ConciergeContext) -> None:
     message = update.effective_message
     member = await current_member(update, context)
     if message is None or member is None or message.text is None:
+        return
+    if await registry.registration_text(
+        context, member.id, message.chat_id, message.text, member.language
+    ):
         return
     await context.bot.send_chat_action(message.chat_id, ChatAction.TYPING)
     reply_to = message.reply_to_message.message_id if message.reply_to_message else None

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlmodel import Session, col, select
 
-from bot.app import Services, build_application, build_services
+from bot.app import MEMBER_COMMANDS, Services, build_application, build_services
 from bot.config import Settings
 from bot.loopback import LoopbackBotApi
 from bot.models import Case, CaseMessage, Direction, Feedback, Member, Question
@@ -132,13 +132,8 @@ async def test_start_shows_privacy_notice_and_sets_the_command_menu(
     async with running_bot(settings, services):
         welcome = await bo.ask("/start", timeout=10)
     assert "public record" in welcome["text"] and "Responsible:" in welcome["text"]
-    assert {c["command"] for c in api.get_commands()} == {"start", "help", "language", "mycases"}
-    assert {c["command"] for c in api.get_commands(language_code="en")} == {
-        "start",
-        "help",
-        "language",
-        "mycases",
-    }
+    assert {c["command"] for c in api.get_commands()} == set(MEMBER_COMMANDS)
+    assert {c["command"] for c in api.get_commands(language_code="en")} == set(MEMBER_COMMANDS)
 
 
 async def test_thumbs_down_and_clarification_buttons(
@@ -305,10 +300,10 @@ async def test_a_failed_update_is_handled_when_delivered_again(
     real_route = router.route
     failures = iter([True])
 
-    def flaky(question: str) -> Any:
+    def flaky(question: str, category: str | None = None) -> Any:
         if next(failures, False):
             raise RuntimeError("temporary failure")
-        return real_route(question)
+        return real_route(question, category)
 
     async with running_bot(settings, services):
         monkeypatch.setattr(router, "route", flaky)

@@ -115,7 +115,7 @@ async def test_an_unexpected_error_tells_the_member(
     services: Services,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def broken(_: str) -> None:
+    def broken(*_: object) -> None:
         raise RuntimeError("router exploded")
 
     monkeypatch.setattr(services.routing.router, "route", broken)
