@@ -39,6 +39,7 @@ MEMBER_COMMANDS = (
     "mycases",
     "register",
     "find",
+    "events",
     "subscribe",
     "unsubscribe",
     "cancel",
@@ -122,6 +123,9 @@ def build_application(
         schedule_jobs(app, app.bot_data["services"])
         await record_start(app.bot_data["services"])
         schedule_watch(app, app.bot_data["services"])
+        from handlers.announce import start_outbox
+
+        await start_outbox(app, app.bot_data["services"])
         if settings.coordinator_chat_id is None:
             logger.warning("COORDINATOR_CHAT_ID is not set: cases are kept but no desk is told")
 
@@ -131,7 +135,7 @@ def build_application(
         .base_url(settings.telegram_api_url)
         .context_types(ContextTypes(context=ConciergeContext))
         # Telegram's flood limits (429 retry_after) are waited out and the call retried.
-        .rate_limiter(AIORateLimiter(max_retries=3))
+        .rate_limiter(AIORateLimiter(overall_max_rate=settings.telegram_rate, max_retries=3))
         .post_init(post_init)
     )
     if settings.telegram_file_url:

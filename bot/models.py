@@ -281,6 +281,72 @@ class Subscription(SQLModel, table=True):
     topic: str = Field(max_length=32)
 
 
+class Event(SQLModel, table=True):
+    """A dialogue meeting, a training course…: members sign up and are reminded the day before."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    topic: str = Field(max_length=32)
+    title: str = Field(max_length=200)
+    starts_at: datetime = _time()
+    place: str = Field(max_length=200)
+    text: str = ""
+    created_by: int | None = _telegram_id(default=None)
+    created_at: datetime = _time(default_factory=utcnow)
+    reminded_at: datetime | None = _time(default=None)
+
+
+class EventSignup(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("event_id", "member_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="event.id", index=True)
+    member_id: int = _telegram_id(foreign_key="member.id")
+    created_at: datetime = _time(default_factory=utcnow)
+
+
+class Broadcast(SQLModel, table=True):
+    """One announcement, event invitation or reminder, sent to many through the outbox."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # announcement, event, reminder
+    topic: str = Field(default="", max_length=32)
+    title: str = Field(max_length=200)
+    event_id: int | None = Field(default=None, foreign_key="event.id")
+    created_by: int | None = _telegram_id(default=None)
+    created_at: datetime = _time(default_factory=utcnow)
+    # Where the coordinator follows the delivery.
+    progress_chat_id: int | None = _telegram_id(default=None)
+    progress_message_id: int | None = None
+    finished_at: datetime | None = _time(default=None)
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    BLOCKED = "blocked"
+    FAILED = "failed"
+    # In flight when the process died: perhaps delivered, so never sent again.
+    UNCERTAIN = "uncertain"
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One message to one member, queued in the database and sent within Telegram's limits."""
+
+    __table_args__ = (sa.UniqueConstraint("broadcast_id", "chat_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    broadcast_id: int = Field(foreign_key="broadcast.id", index=True)
+    chat_id: int = _telegram_id()
+    text: str
+    markup: str = ""  # JSON of an inline keyboard, if any
+    status: OutboxStatus = Field(default=OutboxStatus.PENDING, max_length=16, index=True)
+    attempts: int = 0
+    next_attempt_at: datetime = _time(default_factory=utcnow)
+    sent_at: datetime | None = _time(default=None)
+    error: str = Field(default="", max_length=200)
+
+
 class ProcessedUpdate(SQLModel, table=True):
     """Telegram update ids already handled: a repeat delivery creates nothing."""
 

@@ -391,6 +391,40 @@ TEXTS: dict[str, dict[str, str]] = {
         "sv": "• {name} · {org} · {category}{stale}",
         "en": "• {name} · {org} · {category}{stale}",
     },
+    "announce_usage": {
+        "sv": "Skriv /announce ämne | rubrik | text. Ämnen: {topics}.",
+        "en": "Write /announce topic | title | text. Topics: {topics}.",
+    },
+    "announce_too_long": {
+        "sv": "Meddelandet är för långt för Telegram (högst {limit} tecken). Korta det.",
+        "en": "The message is too long for Telegram (at most {limit} characters). Shorten it.",
+    },
+    "event_usage": {
+        "sv": "Skriv /event ämne | rubrik | 2026-12-10 18:00 | plats | text. Ämnen: {topics}.",
+        "en": "Write /event topic | title | 2026-12-10 18:00 | place | text. Topics: {topics}.",
+    },
+    "broadcast_progress": {
+        "sv": (
+            "📤 «{title}»: {sent}/{total} skickade · {blocked} blockerade · "
+            "{failed} misslyckade"
+        ),
+        "en": "📤 «{title}»: {sent}/{total} sent · {blocked} blocked · {failed} failed",
+    },
+    "broadcast_done": {
+        "sv": (
+            "✅ «{title}» klart: {sent}/{total} skickade · {blocked} blockerade · "
+            "{failed} misslyckade · {uncertain} osäkra (avbrott)"
+        ),
+        "en": (
+            "✅ «{title}» done: {sent}/{total} sent · {blocked} blocked · {failed} failed · "
+            "{uncertain} uncertain (interrupted)"
+        ),
+    },
+    "events_none": {"sv": "Inga kommande evenemang just nu.", "en": "No upcoming events."},
+    "button_sign_up": {"sv": "Anmäl mig", "en": "Sign me up"},
+    "signed_up": {"sv": "Du är anmäld! Vi påminner dig dagen före.", "en": "You are signed up!"},
+    "already_signed_up": {"sv": "Du är redan anmäld.", "en": "You are already signed up."},
+    "command_events": {"sv": "Kommande evenemang", "en": "Upcoming events"},
     "already_done": {"sv": "Det är redan klart. 👍", "en": "That is already done. 👍"},
     "button_stale": {
         "sv": "Den här knappen gäller inte längre. Skriv gärna din fråga igen.",

@@ -8,12 +8,23 @@ from telegram.ext import Application
 
 
 def register_all(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    from handlers import admin, desk, errors, media, member, question, registry, updates
+    from handlers import (
+        admin,
+        announce,
+        desk,
+        errors,
+        media,
+        member,
+        question,
+        registry,
+        updates,
+    )
 
     updates.register(app)
     member.register(app)
     admin.register(app)
     registry.register(app)
+    announce.register(app)
     desk.register(app)  # before question: its button handler catches whatever is left
     question.register(app)
     media.register(app)

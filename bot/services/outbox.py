@@ -1,0 +1,276 @@
+"""The persistent outbox: announcements and reminders queued in the database, sent once.
+
+Each message moves pending → sending → sent (or blocked/failed) with a compare-and-set, so two
+senders (instances) never take the same one. A message found in ``sending`` after a crash may
+have reached the member; it is marked ``uncertain`` and never sent again — nobody gets a
+message twice — and the coordinator sees how many.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from bot.models import (
+    Broadcast,
+    Event,
+    EventSignup,
+    Member,
+    OutboxMessage,
+    OutboxStatus,
+    Subscription,
+    utcnow,
+)
+
+MAX_ATTEMPTS = 5
+
+
+def create_broadcast(
+    *,
+    session: Session,
+    kind: str,
+    topic: str,
+    title: str,
+    text: str,
+    markup: str = "",
+    created_by: int | None = None,
+    event_id: int | None = None,
+    recipients: list[int] | None = None,
+    now: datetime | None = None,
+) -> Broadcast:
+    """Queue one message per recipient (the topic's subscribers unless given), atomically."""
+    now = now or utcnow()
+    if recipients is None:
+        recipients = [
+            row.member_id
+            for row in session.exec(select(Subscription).where(Subscription.topic == topic))
+        ]
+    unreachable = {m.id for m in session.exec(select(Member).where(col(Member.unreachable)))}
+    broadcast = Broadcast(
+        kind=kind,
+        topic=topic,
+        title=title,
+        event_id=event_id,
+        created_by=created_by,
+        created_at=now,
+    )
+    session.add(broadcast)
+    session.flush()
+    assert broadcast.id is not None
+    for chat_id in sorted(set(recipients)):
+        status = OutboxStatus.BLOCKED if chat_id in unreachable else OutboxStatus.PENDING
+        session.add(
+            OutboxMessage(
+                broadcast_id=broadcast.id,
+                chat_id=chat_id,
+                text=text,
+                markup=markup,
+                status=status,
+                next_attempt_at=now,
+            )
+        )
+    session.commit()
+    return broadcast
+
+
+def set_progress_message(
+    *, session: Session, broadcast_id: int, chat_id: int, message_id: int
+) -> None:
+    broadcast = session.get(Broadcast, broadcast_id)
+    if broadcast is not None:
+        broadcast.progress_chat_id = chat_id
+        broadcast.progress_message_id = message_id
+        session.add(broadcast)
+        session.commit()
+
+
+def recover_after_crash(*, session: Session) -> int:
+    """At start: what was in flight when the process died is uncertain, never resent."""
+    result = session.execute(
+        sa.update(OutboxMessage)
+        .where(col(OutboxMessage.status) == OutboxStatus.SENDING)
+        .values(status=OutboxStatus.UNCERTAIN)
+    )
+    session.commit()
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def due(*, session: Session, now: datetime, limit: int = 50) -> list[OutboxMessage]:
+    return list(
+        session.exec(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.next_attempt_at <= now
+            )
+            .order_by(col(OutboxMessage.id))
+            .limit(limit)
+        )
+    )
+
+
+def claim(*, session: Session, message_id: int) -> bool:
+    """Take a message for sending; ``False`` if another sender has it."""
+    result = session.execute(
+        sa.update(OutboxMessage)
+        .where(
+            col(OutboxMessage.id) == message_id, col(OutboxMessage.status) == OutboxStatus.PENDING
+        )
+        .values(status=OutboxStatus.SENDING, attempts=OutboxMessage.attempts + 1)
+    )
+    session.commit()
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def finish(
+    *,
+    session: Session,
+    message_id: int,
+    status: OutboxStatus,
+    now: datetime,
+    retry_in: float | None = None,
+    error: str = "",
+) -> None:
+    message = session.get(OutboxMessage, message_id)
+    if message is None:
+        return
+    if retry_in is not None and message.attempts < MAX_ATTEMPTS:
+        message.status = OutboxStatus.PENDING
+        message.next_attempt_at = now + timedelta(seconds=retry_in)
+    elif retry_in is not None:
+        message.status = OutboxStatus.FAILED
+    else:
+        message.status = status
+    if message.status == OutboxStatus.SENT:
+        message.sent_at = now
+    if message.status == OutboxStatus.BLOCKED:
+        member = session.get(Member, message.chat_id)
+        if member is not None:
+            member.unreachable = True
+            session.add(member)
+    message.error = error[:200]
+    session.add(message)
+    session.commit()
+
+
+@dataclass(frozen=True)
+class Progress:
+    broadcast: Broadcast
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def done(self) -> bool:
+        return self.counts.get("pending", 0) == 0 and self.counts.get("sending", 0) == 0
+
+
+def progress(*, session: Session, broadcast_id: int) -> Progress:
+    broadcast = session.get(Broadcast, broadcast_id)
+    assert broadcast is not None
+    counts: Counter[str] = Counter(
+        m.status.value
+        for m in session.exec(
+            select(OutboxMessage).where(OutboxMessage.broadcast_id == broadcast_id)
+        )
+    )
+    return Progress(broadcast, dict(counts))
+
+
+def open_broadcasts(*, session: Session) -> list[Broadcast]:
+    return list(session.exec(select(Broadcast).where(col(Broadcast.finished_at).is_(None))))
+
+
+def mark_finished(*, session: Session, broadcast_id: int, now: datetime) -> None:
+    broadcast = session.get(Broadcast, broadcast_id)
+    if broadcast is not None and broadcast.finished_at is None:
+        broadcast.finished_at = now
+        session.add(broadcast)
+        session.commit()
+
+
+# -- events -----------------------------------------------------------------------------------
+
+
+def create_event(
+    *,
+    session: Session,
+    topic: str,
+    title: str,
+    starts_at: datetime,
+    place: str,
+    text: str,
+    created_by: int | None,
+) -> Event:
+    event = Event(
+        topic=topic,
+        title=title,
+        starts_at=starts_at,
+        place=place,
+        text=text,
+        created_by=created_by,
+    )
+    session.add(event)
+    session.commit()
+    return event
+
+
+def upcoming_events(*, session: Session, now: datetime) -> list[Event]:
+    return list(
+        session.exec(select(Event).where(Event.starts_at >= now).order_by(col(Event.starts_at)))
+    )
+
+
+def sign_up(*, session: Session, event_id: int, member_id: int, now: datetime) -> bool:
+    """``False`` when already signed up (or the event is past or unknown)."""
+    event = session.get(Event, event_id)
+    if event is None or event.starts_at < now:
+        raise LookupError("stale")
+    exists = session.exec(
+        select(EventSignup).where(
+            EventSignup.event_id == event_id, EventSignup.member_id == member_id
+        )
+    ).first()
+    if exists is not None:
+        return False
+    session.add(EventSignup(event_id=event_id, member_id=member_id, created_at=now))
+    session.commit()
+    return True
+
+
+def events_to_remind(*, session: Session, now: datetime) -> list[tuple[Event, list[int]]]:
+    """Events starting within a day, not reminded yet (claimed here: once, by one sender)."""
+    found = []
+    for event in session.exec(
+        select(Event).where(
+            col(Event.reminded_at).is_(None),
+            Event.starts_at > now,
+            Event.starts_at <= now + timedelta(days=1),
+        )
+    ):
+        claimed = session.execute(
+            sa.update(Event)
+            .where(col(Event.id) == event.id, col(Event.reminded_at).is_(None))
+            .values(reminded_at=now)
+        )
+        session.commit()
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            signed = [
+                s.member_id
+                for s in session.exec(select(EventSignup).where(EventSignup.event_id == event.id))
+            ]
+            found.append((event, signed))
+    return found
+
+
+def markup_json(rows: list[list[tuple[str, str]]]) -> str:
+    return json.dumps(
+        {"inline_keyboard": [[{"text": t, "callback_data": d} for t, d in row] for row in rows]},
+        ensure_ascii=False,
+    )

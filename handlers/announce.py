@@ -1,0 +1,358 @@
+"""Announcements and events: published from the desk, delivered through the outbox.
+
+The sender loop takes due messages from the database one at a time (compare-and-set), sends
+them within Telegram's limits (python-telegram-bot's AIORateLimiter paces and honours
+``RetryAfter``), and records each result; the coordinator's progress message follows along.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import re
+from datetime import datetime
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
+
+from bot.app import ConciergeContext, Services
+from bot.models import OutboxStatus
+from bot.services import associations, outbox
+from bot.texts import TELEGRAM_LIMIT, Html, format_due, text
+from handlers.common import current_member, send
+from handlers.desk import DESK_LANGUAGE, _desk_command_allowed, _reply
+
+logger = logging.getLogger(__name__)
+_SIGN_UP = re.compile(r"^ev:(\d{1,12})$")
+_PROGRESS_EVERY = 2.0  # seconds between progress updates on the desk
+
+
+def _parts(update: Update, count: int) -> list[str] | None:
+    message = update.effective_message
+    body = (message.text or "") if message else ""
+    body = body.split(maxsplit=1)[1] if " " in body else ""
+    parts = [part.strip() for part in body.split("|")]
+    if len(parts) != count or not all(parts[: count - 1]):
+        return None
+    return parts
+
+
+async def announce_command(update: Update, context: ConciergeContext) -> None:
+    """/announce topic | title | text — to every subscriber of the topic."""
+    if not await _desk_command_allowed(update, context, "announce"):
+        return
+    parts = _parts(update, 3)
+    if parts is None or parts[0] not in associations.TOPICS:
+        await _reply(
+            update,
+            context,
+            text("announce_usage", DESK_LANGUAGE, topics=", ".join(associations.TOPICS)),
+        )
+        return
+    topic, title, body = parts
+    user = update.effective_user
+    message = Html(f"📣 <b>{_escape(title)}</b>\n\n{_escape(body)}")
+    if len(message) > TELEGRAM_LIMIT:
+        await _reply(
+            update, context, text("announce_too_long", DESK_LANGUAGE, limit=TELEGRAM_LIMIT)
+        )
+        return
+    broadcast = await context.services.call(
+        outbox.create_broadcast,
+        kind="announcement",
+        topic=topic,
+        title=title,
+        text=message,
+        created_by=user.id if user else None,
+        now=context.services.clock(),
+    )
+    await _start_progress(update, context, broadcast.id or 0)
+
+
+async def event_command(update: Update, context: ConciergeContext) -> None:
+    """/event topic | title | 2026-12-10 18:00 | place | text — an invitation with sign-up."""
+    if not await _desk_command_allowed(update, context, "event"):
+        return
+    services = context.services
+    parts = _parts(update, 5)
+    starts_at = _parse_time(parts[2], services) if parts else None
+    if parts is None or parts[0] not in associations.TOPICS or starts_at is None:
+        await _reply(
+            update,
+            context,
+            text("event_usage", DESK_LANGUAGE, topics=", ".join(associations.TOPICS)),
+        )
+        return
+    topic, title, _, place, body = parts
+    user = update.effective_user
+    event = await services.call(
+        outbox.create_event,
+        topic=topic,
+        title=title,
+        starts_at=starts_at,
+        place=place,
+        text=body,
+        created_by=user.id if user else None,
+    )
+    when = format_due(starts_at, services.settings.zone, "sv")
+    message = Html(f"📅 <b>{_escape(title)}</b>\n{when} · {_escape(place)}\n\n{_escape(body)}")
+    markup = outbox.markup_json([[("Anmäl mig / Sign up", f"ev:{event.id}")]])
+    broadcast = await services.call(
+        outbox.create_broadcast,
+        kind="event",
+        topic=topic,
+        title=title,
+        text=message,
+        markup=markup,
+        event_id=event.id,
+        created_by=user.id if user else None,
+        now=services.clock(),
+    )
+    await _start_progress(update, context, broadcast.id or 0)
+
+
+def _parse_time(value: str, services: Services) -> datetime | None:
+    try:
+        moment = datetime.strptime(value.strip(), "%Y-%m-%d %H:%M").replace(
+            tzinfo=services.settings.zone
+        )
+    except ValueError:
+        return None
+    return moment
+
+
+def _escape(value: str) -> str:
+    return html.escape(value, quote=False)
+
+
+async def _start_progress(update: Update, context: ConciergeContext, broadcast_id: int) -> None:
+    message = update.effective_message
+    assert message is not None
+    state = await context.services.call(outbox.progress, broadcast_id=broadcast_id)
+    sent = await context.bot.send_message(
+        message.chat_id,
+        _progress_text(state),
+        parse_mode=ParseMode.HTML,
+        message_thread_id=message.message_thread_id if message.is_topic_message else None,
+    )
+    await context.services.call(
+        outbox.set_progress_message,
+        broadcast_id=broadcast_id,
+        chat_id=message.chat_id,
+        message_id=sent.message_id,
+    )
+
+
+def _progress_text(state: outbox.Progress) -> Html:
+    counts = state.counts
+    return text(
+        "broadcast_done" if state.done else "broadcast_progress",
+        DESK_LANGUAGE,
+        title=state.broadcast.title,
+        sent=counts.get("sent", 0),
+        total=state.total,
+        blocked=counts.get("blocked", 0),
+        failed=counts.get("failed", 0),
+        uncertain=counts.get("uncertain", 0),
+    )
+
+
+# -- members ----------------------------------------------------------------------------------
+
+
+async def events_command(update: Update, context: ConciergeContext) -> None:
+    """List what is coming, with a sign-up button for each."""
+    member = await current_member(update, context)
+    if member is None or update.effective_chat is None:
+        return
+    services = context.services
+    events = await services.call(outbox.upcoming_events, now=services.clock())
+    if not events:
+        await send(context, update.effective_chat.id, text("events_none", member.language))
+        return
+    for event in events[:10]:
+        when = format_due(event.starts_at, services.settings.zone, member.language)
+        keyboard = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        text("button_sign_up", member.language), callback_data=f"ev:{event.id}"
+                    )
+                ]
+            ]
+        )
+        await send(
+            context,
+            update.effective_chat.id,
+            Html(f"📅 <b>{_escape(event.title)}</b>\n{when} · {_escape(event.place)}"),
+            keyboard=keyboard,
+        )
+
+
+async def sign_up_pressed(update: Update, context: ConciergeContext) -> None:
+    query = update.callback_query
+    member = await current_member(update, context)
+    match = _SIGN_UP.match(query.data or "") if query else None
+    if query is None or member is None or match is None:
+        return
+    try:
+        new = await context.services.call(
+            outbox.sign_up,
+            event_id=int(match.group(1)),
+            member_id=member.id,
+            now=context.services.clock(),
+        )
+    except LookupError:
+        await query.answer(text("button_stale", member.language), show_alert=True)
+        return
+    await query.answer(
+        text("signed_up" if new else "already_signed_up", member.language), show_alert=True
+    )
+
+
+# -- sending ----------------------------------------------------------------------------------
+
+
+async def send_due(context_app: Application[Any, Any, Any, Any, Any, Any]) -> int:
+    """Send what is due now; returns how many were handled."""
+    services: Services = context_app.bot_data["services"]
+    handled = 0
+    for message in await services.call(outbox.due, now=services.clock()):
+        assert message.id is not None
+        if not await services.call(outbox.claim, message_id=message.id):
+            continue
+        markup = (
+            InlineKeyboardMarkup.de_json(json.loads(message.markup), context_app.bot)
+            if message.markup
+            else None
+        )
+        now = services.clock()
+        try:
+            await context_app.bot.send_message(
+                message.chat_id, message.text, parse_mode=ParseMode.HTML, reply_markup=markup
+            )
+        except Forbidden as exc:
+            await services.call(
+                outbox.finish,
+                message_id=message.id,
+                status=OutboxStatus.BLOCKED,
+                now=now,
+                error=str(exc),
+            )
+        except RetryAfter as exc:
+            wait = (
+                exc.retry_after
+                if isinstance(exc.retry_after, int | float)
+                else (exc.retry_after.total_seconds())
+            )
+            await services.call(
+                outbox.finish,
+                message_id=message.id,
+                status=OutboxStatus.PENDING,
+                now=now,
+                retry_in=float(wait),
+                error="429",
+            )
+        except TelegramError as exc:
+            await services.call(
+                outbox.finish,
+                message_id=message.id,
+                status=OutboxStatus.PENDING,
+                now=now,
+                retry_in=min(60.0, 2.0**message.attempts),
+                error=str(exc),
+            )
+        else:
+            await services.call(
+                outbox.finish, message_id=message.id, status=OutboxStatus.SENT, now=now
+            )
+        handled += 1
+    return handled
+
+
+async def update_progress(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    services: Services = app.bot_data["services"]
+    for broadcast in await services.call(outbox.open_broadcasts):
+        assert broadcast.id is not None
+        state = await services.call(outbox.progress, broadcast_id=broadcast.id)
+        if broadcast.progress_chat_id and broadcast.progress_message_id:
+            try:
+                await app.bot.edit_message_text(
+                    _progress_text(state),
+                    chat_id=broadcast.progress_chat_id,
+                    message_id=broadcast.progress_message_id,
+                    parse_mode=ParseMode.HTML,
+                )
+            except BadRequest as exc:  # not modified
+                logger.debug("progress not updated: %s", exc)
+        if state.done:
+            await services.call(
+                outbox.mark_finished, broadcast_id=broadcast.id, now=services.clock()
+            )
+
+
+async def outbox_loop(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Runs while the bot runs: send what is due, show progress, idle briefly when empty."""
+    loop = asyncio.get_running_loop()
+    last_progress = 0.0
+    while app.running:
+        try:
+            handled = await send_due(app)
+            if loop.time() - last_progress >= _PROGRESS_EVERY or not handled:
+                await update_progress(app)
+                last_progress = loop.time()
+        except Exception:
+            logger.exception("outbox round failed; trying again")
+            handled = 0
+        if not handled:
+            await asyncio.sleep(0.2)
+
+
+async def remind_events(context: ConciergeContext) -> None:
+    """The day before an event, those signed up get a reminder (once, through the outbox)."""
+    services = context.services
+    for event, members in await services.call(outbox.events_to_remind, now=services.clock()):
+        if not members:
+            continue
+        when = format_due(event.starts_at, services.settings.zone, "sv")
+        await services.call(
+            outbox.create_broadcast,
+            kind="reminder",
+            topic=event.topic,
+            title=f"Påminnelse: {event.title}",
+            text=Html(
+                f"⏰ <b>I morgon: {_escape(event.title)}</b>\n{when} · {_escape(event.place)}"
+            ),
+            event_id=event.id,
+            recipients=members,
+            now=services.clock(),
+        )
+
+
+async def _start_loop(context: ConciergeContext) -> None:
+    context.application.create_task(outbox_loop(context.application), name="outbox")
+
+
+async def start_outbox(app: Application[Any, Any, Any, Any, Any, Any], services: Services) -> None:
+    """At start: settle what a crash left in flight, then run the sender loop."""
+    uncertain = await services.call(outbox.recover_after_crash)
+    if uncertain:
+        logger.warning("%s outbox messages were in flight at the last stop; not resent", uncertain)
+    if app.job_queue is not None:
+        # Started once the application runs, so that stopping it waits for the loop.
+        app.job_queue.run_once(_start_loop, when=0, name="outbox-start")
+    if app.job_queue is not None:
+        app.job_queue.run_repeating(remind_events, interval=600, first=30, name="event-reminders")
+
+
+def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    groups = filters.ChatType.GROUPS
+    app.add_handler(CommandHandler("announce", announce_command, filters=groups))
+    app.add_handler(CommandHandler("event", event_command, filters=groups))
+    app.add_handler(CommandHandler("events", events_command, filters=filters.ChatType.PRIVATE))
+    app.add_handler(CallbackQueryHandler(sign_up_pressed, pattern=r"^ev:"))
