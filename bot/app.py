@@ -135,7 +135,9 @@ def build_application(
         .base_url(settings.telegram_api_url)
         .context_types(ContextTypes(context=ConciergeContext))
         # Telegram's flood limits (429 retry_after) are waited out and the call retried.
-        .rate_limiter(AIORateLimiter(overall_max_rate=settings.telegram_rate, max_retries=3))
+        # Telegram's flood limits for everything the bot sends; 429 retry_after is waited out.
+        # Broadcasts are paced more evenly by the outbox (TELEGRAM_RATE).
+        .rate_limiter(AIORateLimiter(max_retries=3))
         .post_init(post_init)
     )
     if settings.telegram_file_url:

@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     telegram_api_url: str = "https://api.telegram.org/bot"
     telegram_file_url: str | None = None
     # Messages per second to Telegram overall (its limit is about 30).
-    telegram_rate: float = Field(default=28.0, gt=0, le=10_000)
+    telegram_rate: float = Field(default=27.0, gt=0, le=10_000)
     database_url: str = "sqlite:///foreningslotsen.sqlite3"
     coordinator_chat_id: int | None = None
     admin_user_ids: Annotated[tuple[int, ...], NoDecode] = ()

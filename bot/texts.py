@@ -405,8 +405,7 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "broadcast_progress": {
         "sv": (
-            "📤 «{title}»: {sent}/{total} skickade · {blocked} blockerade · "
-            "{failed} misslyckade"
+            "📤 «{title}»: {sent}/{total} skickade · {blocked} blockerade · {failed} misslyckade"
         ),
         "en": "📤 «{title}»: {sent}/{total} sent · {blocked} blocked · {failed} failed",
     },

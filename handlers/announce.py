@@ -30,6 +30,8 @@ from handlers.desk import DESK_LANGUAGE, _desk_command_allowed, _reply
 logger = logging.getLogger(__name__)
 _SIGN_UP = re.compile(r"^ev:(\d{1,12})$")
 _PROGRESS_EVERY = 2.0  # seconds between progress updates on the desk
+_BATCH = 400
+_CONCURRENT = 8  # sends under way at once; the rate limiter sets the pace
 
 
 def _parts(update: Update, count: int) -> list[str] | None:
@@ -218,61 +220,106 @@ async def sign_up_pressed(update: Update, context: ConciergeContext) -> None:
 # -- sending ----------------------------------------------------------------------------------
 
 
+class Pacer:
+    """At least ``1/rate`` seconds between two releases, measured when each is released.
+
+    A schedule of slots would let several late slots fire at once after the loop was busy — a
+    burst that breaks Telegram's one-second window; spacing actual releases cannot burst.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self._target = -1e9
+        self._last = -1e9
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            # On schedule (a late wake-up is made up by the next one), but never two releases
+            # closer than half an interval: catching up cannot become a burst.
+            target = max(self._target + self.interval, self._last + self.interval / 2)
+            delay = target - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            # Behind by more than two intervals (a pause): forgive the rest rather than hurry,
+            # so that a window never holds more than rate + 2.
+            self._target = max(target, loop.time() - 2 * self.interval)
+            self._last = loop.time()
+
+
 async def send_due(context_app: Application[Any, Any, Any, Any, Any, Any]) -> int:
-    """Send what is due now; returns how many were handled."""
+    """Send what is due now, a few at a time, each in its own slot of the pace."""
     services: Services = context_app.bot_data["services"]
-    handled = 0
-    for message in await services.call(outbox.due, now=services.clock()):
-        assert message.id is not None
-        if not await services.call(outbox.claim, message_id=message.id):
-            continue
-        markup = (
-            InlineKeyboardMarkup.de_json(json.loads(message.markup), context_app.bot)
-            if message.markup
-            else None
+    due = await services.call(outbox.due, now=services.clock(), limit=_BATCH)
+    pacer: Pacer = context_app.bot_data.setdefault(
+        "outbox_pacer", Pacer(services.settings.telegram_rate)
+    )
+    gate = asyncio.Semaphore(_CONCURRENT)
+
+    async def one(message: Any) -> int:
+        async with gate:
+            return await _send_one(context_app, services, message, pacer)
+
+    return sum(await asyncio.gather(*(one(message) for message in due)))
+
+
+async def _send_one(
+    context_app: Application[Any, Any, Any, Any, Any, Any],
+    services: Services,
+    message: Any,
+    pacer: Pacer,
+) -> int:
+    assert message.id is not None
+    if not await services.call(outbox.claim, message_id=message.id):
+        return 0
+    markup = (
+        InlineKeyboardMarkup.de_json(json.loads(message.markup), context_app.bot)
+        if message.markup
+        else None
+    )
+    now = services.clock()
+    try:
+        await pacer.wait()  # right before the request, so that slots are what Telegram sees
+        await context_app.bot.send_message(
+            message.chat_id, message.text, parse_mode=ParseMode.HTML, reply_markup=markup
         )
-        now = services.clock()
-        try:
-            await context_app.bot.send_message(
-                message.chat_id, message.text, parse_mode=ParseMode.HTML, reply_markup=markup
-            )
-        except Forbidden as exc:
-            await services.call(
-                outbox.finish,
-                message_id=message.id,
-                status=OutboxStatus.BLOCKED,
-                now=now,
-                error=str(exc),
-            )
-        except RetryAfter as exc:
-            wait = (
-                exc.retry_after
-                if isinstance(exc.retry_after, int | float)
-                else (exc.retry_after.total_seconds())
-            )
-            await services.call(
-                outbox.finish,
-                message_id=message.id,
-                status=OutboxStatus.PENDING,
-                now=now,
-                retry_in=float(wait),
-                error="429",
-            )
-        except TelegramError as exc:
-            await services.call(
-                outbox.finish,
-                message_id=message.id,
-                status=OutboxStatus.PENDING,
-                now=now,
-                retry_in=min(60.0, 2.0**message.attempts),
-                error=str(exc),
-            )
-        else:
-            await services.call(
-                outbox.finish, message_id=message.id, status=OutboxStatus.SENT, now=now
-            )
-        handled += 1
-    return handled
+    except Forbidden as exc:
+        await services.call(
+            outbox.finish,
+            message_id=message.id,
+            status=OutboxStatus.BLOCKED,
+            now=now,
+            error=str(exc),
+        )
+    except RetryAfter as exc:
+        wait = (
+            exc.retry_after
+            if isinstance(exc.retry_after, int | float)
+            else exc.retry_after.total_seconds()
+        )
+        await services.call(
+            outbox.finish,
+            message_id=message.id,
+            status=OutboxStatus.PENDING,
+            now=now,
+            retry_in=float(wait),
+            error="429",
+        )
+    except TelegramError as exc:
+        await services.call(
+            outbox.finish,
+            message_id=message.id,
+            status=OutboxStatus.PENDING,
+            now=now,
+            retry_in=min(60.0, 2.0**message.attempts),
+            error=str(exc),
+        )
+    else:
+        await services.call(
+            outbox.finish, message_id=message.id, status=OutboxStatus.SENT, now=now
+        )
+    return 1
 
 
 async def update_progress(app: Application[Any, Any, Any, Any, Any, Any]) -> None:

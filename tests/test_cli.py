@@ -358,3 +358,12 @@ def test_run_refuses_a_webhook_without_its_secret(
     result = CliRunner().invoke(main, ["run"])
     assert result.exit_code == 2
     assert "WEBHOOK_SECRET is required" in result.stderr
+
+
+def test_associations_export_writes_csv(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'register.sqlite3'}"
+    result = CliRunner().invoke(main, ["associations", "export", "--database", database])
+    assert result.exit_code == 0
+    assert result.output.splitlines()[0] == (
+        "name,org_number,category,members_count,email,phone,listed,created_at,confirmed_at"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import copy
 import json
@@ -159,6 +160,11 @@ class LoopbackBotApi:
         self._by_lower = {name.lower(): name for name in self._methods.table}
         self._people: dict[int, Person] = {}
         self._failures: list[FailureRule] = []
+        # Telegram's flood control, when switched on with enforce_limits().
+        self._limits: tuple[float, float] | None = None
+        self._sent_times: collections.deque[float] = collections.deque()
+        self._sent_by_chat: dict[str, float] = {}
+        self.flood_refusals = 0
         self._delays: list[DelayRule] = []
         self.requests: list[RequestRecord] = []
         self.webhook_deliveries: list[WebhookDelivery] = []
@@ -288,6 +294,7 @@ class LoopbackBotApi:
             failure = self._take_rule(self._failures, name, params)
             if failure is not None:
                 raise ApiError(failure.error_code, failure.description, failure.parameters)
+            self._flood_check(name, params)
             result = await self._methods.table[name](params)
         except ApiError as error:
             body, status = error.payload(), error.error_code
@@ -553,6 +560,28 @@ class LoopbackBotApi:
         if name is None:
             raise ValueError(f"the loopback does not implement {method!r}")
         return name
+
+    def enforce_limits(
+        self, overall_per_second: float = 30.0, per_chat_interval: float = 1.0
+    ) -> None:
+        """Answer 429 ``retry_after`` like Telegram when the bot sends faster than about 30
+        messages a second overall or more than one a second to one chat."""
+        self._limits = (overall_per_second, per_chat_interval)
+
+    def _flood_check(self, name: str, params: Params) -> None:
+        if self._limits is None or not name.startswith(("send", "copy", "forward")):
+            return
+        overall, interval = self._limits
+        now = time.monotonic()
+        while self._sent_times and now - self._sent_times[0] >= 1.0:
+            self._sent_times.popleft()
+        chat = str(params.snapshot().get("chat_id", ""))
+        last = self._sent_by_chat.get(chat)
+        if len(self._sent_times) >= overall or (last is not None and now - last < interval):
+            self.flood_refusals += 1
+            raise ApiError(429, "Too Many Requests: retry after 1", {"retry_after": 1})
+        self._sent_times.append(now)
+        self._sent_by_chat[chat] = now
 
     def fail_next(
         self,

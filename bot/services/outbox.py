@@ -9,7 +9,6 @@ message twice — and the coordinator sees how many.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -172,15 +171,16 @@ class Progress:
 
 
 def progress(*, session: Session, broadcast_id: int) -> Progress:
+    """How far a broadcast has come (counted in the database, not row by row)."""
     broadcast = session.get(Broadcast, broadcast_id)
     assert broadcast is not None
-    counts: Counter[str] = Counter(
-        m.status.value
-        for m in session.exec(
-            select(OutboxMessage).where(OutboxMessage.broadcast_id == broadcast_id)
-        )
-    )
-    return Progress(broadcast, dict(counts))
+    rows = session.execute(
+        sa.select(OutboxMessage.status, sa.func.count())  # type: ignore[call-overload]
+        .where(col(OutboxMessage.broadcast_id) == broadcast_id)
+        .group_by(OutboxMessage.status)
+    ).all()
+    counts = {OutboxStatus(status).value: int(number) for status, number in rows}
+    return Progress(broadcast, counts)
 
 
 def open_broadcasts(*, session: Session) -> list[Broadcast]:

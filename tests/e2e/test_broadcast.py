@@ -137,11 +137,12 @@ async def test_a_broadcast_survives_sigkill_and_nobody_gets_it_twice(
     api: LoopbackBotApi, settings: Settings, tmp_path: Path
 ) -> None:
     """The bot runs as `concierge run` in its own process and is killed halfway."""
-    ids = range(40_001, 40_401)
+    ids = range(40_001, 42_001)  # 2,000 subscribers
     services = build_services(settings)
     add_subscribers(services, api, ids, "nyheter")
-    for member_id in (40_010, 40_200):
+    for member_id in (40_010, 40_200, 41_999):
         api.block(member_id)
+    api.fail_next("sendMessage", error_code=429, retry_after=1, times=5)
     with Session(services.engine) as session:
         outbox.create_broadcast(
             session=session,
@@ -158,7 +159,7 @@ async def test_a_broadcast_survives_sigkill_and_nobody_gets_it_twice(
         "DATABASE_URL": settings.database_url,
         "RULES_PATH": str(ROOT / "routing_rules.yaml"),
         "KNOWLEDGE_PATH": str(ROOT / "knowledge" / "articles"),
-        "TELEGRAM_RATE": "80",
+        "TELEGRAM_RATE": "150",
         "CONCIERGE_CACHE_DIR": str(tmp_path / "cache"),
     }
     command = [sys.executable, "-c", "from bot.cli import main; main(['run'])"]
@@ -168,12 +169,12 @@ async def test_a_broadcast_survives_sigkill_and_nobody_gets_it_twice(
 
     first = await asyncio.create_subprocess_exec(*command, env=env, cwd=tmp_path)
     try:
-        await wait_until(lambda: delivered() >= 150, patience=60)
+        await wait_until(lambda: delivered() >= 800, patience=90)
     finally:
         first.send_signal(signal.SIGKILL)
         await first.wait()
     at_kill = delivered()
-    assert at_kill < 398, "the broadcast finished before the kill; make it longer"
+    assert at_kill < 1990, "the broadcast finished before the kill; make it longer"
     second = await asyncio.create_subprocess_exec(*command, env=env, cwd=tmp_path)
     try:
 
@@ -182,7 +183,7 @@ async def test_a_broadcast_survives_sigkill_and_nobody_gets_it_twice(
                 statuses = [m.status for m in session.exec(select(OutboxMessage))]
             return OutboxStatus.PENDING not in statuses and OutboxStatus.SENDING not in statuses
 
-        await wait_until(finished, patience=60)
+        await wait_until(finished, patience=120)
     finally:
         second.send_signal(signal.SIGTERM)
         await asyncio.wait_for(second.wait(), timeout=30)
@@ -193,7 +194,7 @@ async def test_a_broadcast_survives_sigkill_and_nobody_gets_it_twice(
     missing = {member_id for member_id, n in counts.items() if n == 0}
     blocked = {chat for chat, status in rows.items() if status == OutboxStatus.BLOCKED}
     uncertain = {chat for chat, status in rows.items() if status == OutboxStatus.UNCERTAIN}
-    assert blocked == {40_010, 40_200}
+    assert blocked == {40_010, 40_200, 41_999}
     # Only blocked members, and at most the few in flight at the kill, did not get it.
     assert missing - blocked <= uncertain and len(uncertain) <= 5
     # A message in flight at the kill may have arrived; it is "uncertain" and was not resent.
