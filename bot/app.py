@@ -136,8 +136,13 @@ def build_application(
         .context_types(ContextTypes(context=ConciergeContext))
         # Telegram's flood limits (429 retry_after) are waited out and the call retried.
         # Telegram's flood limits for everything the bot sends; 429 retry_after is waited out.
-        # Broadcasts are paced more evenly by the outbox (TELEGRAM_RATE).
-        .rate_limiter(AIORateLimiter(max_retries=3))
+        # Broadcasts are paced more evenly by the outbox (TELEGRAM_RATE); this net is never
+        # tighter than that pace (above 30/s only against a local test server).
+        .rate_limiter(
+            AIORateLimiter(
+                overall_max_rate=max(30.0, settings.telegram_rate * 1.2), max_retries=3
+            )
+        )
         .post_init(post_init)
     )
     if settings.telegram_file_url:

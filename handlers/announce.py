@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 _SIGN_UP = re.compile(r"^ev:(\d{1,12})$")
 _PROGRESS_EVERY = 2.0  # seconds between progress updates on the desk
 _BATCH = 400
-_CONCURRENT = 8  # sends under way at once; the rate limiter sets the pace
+CONCURRENT_SENDS = 8  # sends under way at once; the pacer sets the rate
 
 
 def _parts(update: Update, count: int) -> list[str] | None:
@@ -255,7 +255,7 @@ async def send_due(context_app: Application[Any, Any, Any, Any, Any, Any]) -> in
     pacer: Pacer = context_app.bot_data.setdefault(
         "outbox_pacer", Pacer(services.settings.telegram_rate)
     )
-    gate = asyncio.Semaphore(_CONCURRENT)
+    gate = asyncio.Semaphore(CONCURRENT_SENDS)
 
     async def one(message: Any) -> int:
         async with gate:

@@ -21,6 +21,7 @@ from bot.config import Settings
 from bot.loopback import LoopbackBotApi
 from bot.models import OutboxMessage, OutboxStatus
 from bot.services import associations, members, outbox
+from handlers.announce import CONCURRENT_SENDS
 
 
 @contextlib.asynccontextmanager
@@ -61,11 +62,11 @@ def received(api: LoopbackBotApi, ids: range, needle: str) -> Counter[int]:
     )
 
 
-async def wait_until(check: Any, patience: float = 60.0) -> None:
-    for _ in range(int(patience / 0.1)):
+async def wait_until(check: Any, patience: float = 60.0, every: float = 0.1) -> None:
+    for _ in range(int(patience / every)):
         if check():
             return
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(every)
     assert check()
 
 
@@ -159,17 +160,17 @@ async def test_a_broadcast_survives_sigkill_and_nobody_gets_it_twice(
         "DATABASE_URL": settings.database_url,
         "RULES_PATH": str(ROOT / "routing_rules.yaml"),
         "KNOWLEDGE_PATH": str(ROOT / "knowledge" / "articles"),
-        "TELEGRAM_RATE": "150",
+        "TELEGRAM_RATE": "400",
         "CONCIERGE_CACHE_DIR": str(tmp_path / "cache"),
     }
     command = [sys.executable, "-c", "from bot.cli import main; main(['run'])"]
 
-    def delivered() -> int:
-        return sum(received(api, ids, "Stort utskick").values())
+    def delivered() -> int:  # cheap enough to ask often: the server's request log
+        return sum(1 for r in api.requests if r.method == "sendMessage" and r.status == 200)
 
     first = await asyncio.create_subprocess_exec(*command, env=env, cwd=tmp_path)
     try:
-        await wait_until(lambda: delivered() >= 800, patience=90)
+        await wait_until(lambda: delivered() >= 800, patience=90, every=0.25)
     finally:
         first.send_signal(signal.SIGKILL)
         await first.wait()
@@ -183,7 +184,7 @@ async def test_a_broadcast_survives_sigkill_and_nobody_gets_it_twice(
                 statuses = [m.status for m in session.exec(select(OutboxMessage))]
             return OutboxStatus.PENDING not in statuses and OutboxStatus.SENDING not in statuses
 
-        await wait_until(finished, patience=120)
+        await wait_until(finished, patience=120, every=0.5)
     finally:
         second.send_signal(signal.SIGTERM)
         await asyncio.wait_for(second.wait(), timeout=30)
@@ -196,7 +197,8 @@ async def test_a_broadcast_survives_sigkill_and_nobody_gets_it_twice(
     uncertain = {chat for chat, status in rows.items() if status == OutboxStatus.UNCERTAIN}
     assert blocked == {40_010, 40_200, 41_999}
     # Only blocked members, and at most the few in flight at the kill, did not get it.
-    assert missing - blocked <= uncertain and len(uncertain) <= 5
+    # At most the sends under way at once can have been in flight.
+    assert missing - blocked <= uncertain and len(uncertain) <= CONCURRENT_SENDS
     # A message in flight at the kill may have arrived; it is "uncertain" and was not resent.
     assert all(
         rows[chat] in (OutboxStatus.SENT, OutboxStatus.UNCERTAIN)
