@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from conftest import running_bot as running
 from sqlmodel import Session, col, select
 
-from bot.app import ConciergeContext, Services, build_application, build_services
+from bot.app import ConciergeContext, build_services
 from bot.cli import main
 from bot.config import Settings
 from bot.loopback import LoopbackBotApi
@@ -23,23 +22,6 @@ from knowledge.loading import Routing
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = 8001
-
-
-@contextlib.asynccontextmanager
-async def running(settings: Settings, services: Services) -> AsyncIterator[Any]:
-    app = build_application(settings, services)
-    await app.initialize()
-    assert app.post_init is not None
-    await app.post_init(app)
-    await app.start()
-    assert app.updater is not None
-    await app.updater.start_polling(poll_interval=0, timeout=1)
-    try:
-        yield app
-    finally:
-        await app.updater.stop()
-        await app.stop()
-        await app.shutdown()
 
 
 @pytest.fixture

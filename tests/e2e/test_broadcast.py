@@ -3,42 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from conftest import ROOT, TOKEN
+from conftest import running_bot as running
 from sqlmodel import Session, select
 
-from bot.app import Services, build_application, build_services
+from bot.app import Services, build_services
 from bot.config import Settings
 from bot.loopback import LoopbackBotApi
 from bot.models import OutboxMessage, OutboxStatus
 from bot.services import associations, members, outbox
 from handlers.announce import CONCURRENT_SENDS
-
-
-@contextlib.asynccontextmanager
-async def running(settings: Settings, services: Services) -> AsyncIterator[Any]:
-    app = build_application(settings, services)
-    await app.initialize()
-    assert app.post_init is not None
-    await app.post_init(app)
-    await app.start()
-    assert app.updater is not None
-    await app.updater.start_polling(poll_interval=0, timeout=1)
-    try:
-        yield app
-    finally:
-        await app.updater.stop()
-        await app.stop()
-        await app.shutdown()
 
 
 def add_subscribers(services: Services, api: LoopbackBotApi, ids: range, topic: str) -> None:

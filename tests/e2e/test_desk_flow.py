@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import running_bot as running
 from sqlmodel import Session, select
 
-from bot.app import Services, build_application, build_services
+from bot.app import Services, build_services
 from bot.config import Settings
 from bot.loopback import LoopbackBotApi
 from bot.models import Case, CaseStatus, ReminderSent
@@ -20,23 +19,6 @@ from handlers.desk import check_deadlines, morning_digest
 from knowledge.loading import Routing
 
 ZONE = ZoneInfo("Europe/Stockholm")
-
-
-@contextlib.asynccontextmanager
-async def running(settings: Settings, services: Services) -> AsyncIterator[Any]:
-    app = build_application(settings, services)
-    await app.initialize()
-    assert app.post_init is not None
-    await app.post_init(app)
-    await app.start()
-    assert app.updater is not None
-    await app.updater.start_polling(poll_interval=0, timeout=1)
-    try:
-        yield app
-    finally:
-        await app.updater.stop()
-        await app.stop()
-        await app.shutdown()
 
 
 async def eventually(check: Any, patience: float = 10.0) -> None:

@@ -7,16 +7,15 @@ the database holds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from conftest import running_bot
 from sqlmodel import Session, col, select
 
-from bot.app import MEMBER_COMMANDS, Services, build_application, build_services
+from bot.app import MEMBER_COMMANDS, Services, build_services
 from bot.config import Settings
 from bot.loopback import LoopbackBotApi
 from bot.models import Case, CaseMessage, Direction, Feedback, Member, Question
@@ -27,35 +26,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-@contextlib.asynccontextmanager
-async def running_bot(
-    settings: Settings, services: Services, *, webhook_port: int = 0
-) -> AsyncIterator[Any]:
-    """The real Application, started as `concierge run` starts it, stopped at the end."""
-    app = build_application(settings, services)
-    await app.initialize()
-    assert app.post_init is not None
-    await app.post_init(app)
-    await app.start()
-    assert app.updater is not None
-    if webhook_port:
-        await app.updater.start_webhook(
-            listen="127.0.0.1",
-            port=webhook_port,
-            url_path="hook",
-            webhook_url=f"http://127.0.0.1:{webhook_port}/hook",
-            secret_token="e2e-secret",
-        )
-    else:
-        await app.updater.start_polling(poll_interval=0, timeout=1)
-    try:
-        yield app
-    finally:
-        await app.updater.stop()
-        await app.stop()
-        await app.shutdown()
 
 
 def buttons(message: dict[str, Any]) -> list[str]:

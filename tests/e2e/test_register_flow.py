@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
-
+from conftest import running_bot as running
 from sqlmodel import Session, select
 
-from bot.app import Services, build_application, build_services
+from bot.app import Services, build_services
 from bot.config import Settings
 from bot.loopback import LoopbackBotApi
 from bot.models import Association, AssociationMember
-
-
-@contextlib.asynccontextmanager
-async def running(settings: Settings, services: Services) -> AsyncIterator[Any]:
-    app = build_application(settings, services)
-    await app.initialize()
-    assert app.post_init is not None
-    await app.post_init(app)
-    await app.start()
-    assert app.updater is not None
-    await app.updater.start_polling(poll_interval=0, timeout=1)
-    try:
-        yield app
-    finally:
-        await app.updater.stop()
-        await app.stop()
-        await app.shutdown()
 
 
 async def test_register_restart_join_route_and_find(
