@@ -139,9 +139,7 @@ def build_application(
         # Broadcasts are paced more evenly by the outbox (TELEGRAM_RATE); this net is never
         # tighter than that pace (above 30/s only against a local test server).
         .rate_limiter(
-            AIORateLimiter(
-                overall_max_rate=max(30.0, settings.telegram_rate * 1.2), max_retries=3
-            )
+            AIORateLimiter(overall_max_rate=max(30.0, settings.telegram_rate * 1.2), max_retries=3)
         )
         .post_init(post_init)
     )

@@ -17,7 +17,7 @@ from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
 
 from bot.app import ConciergeContext, Services
@@ -38,7 +38,7 @@ def _parts(update: Update, count: int) -> list[str] | None:
     message = update.effective_message
     body = (message.text or "") if message else ""
     body = body.split(maxsplit=1)[1] if " " in body else ""
-    parts = [part.strip() for part in body.split("|")]
+    parts = [part.strip() for part in body.split("|", count - 1)]
     if len(parts) != count or not all(parts[: count - 1]):
         return None
     return parts
@@ -83,7 +83,12 @@ async def event_command(update: Update, context: ConciergeContext) -> None:
     services = context.services
     parts = _parts(update, 5)
     starts_at = _parse_time(parts[2], services) if parts else None
-    if parts is None or parts[0] not in associations.TOPICS or starts_at is None:
+    if (
+        parts is None
+        or parts[0] not in associations.TOPICS
+        or starts_at is None
+        or starts_at <= services.clock()
+    ):
         await _reply(
             update,
             context,
@@ -279,46 +284,38 @@ async def _send_one(
         else None
     )
     now = services.clock()
+    status, retry_in, error = OutboxStatus.SENT, None, ""
     try:
         await pacer.wait()  # right before the request, so that slots are what Telegram sees
         await context_app.bot.send_message(
             message.chat_id, message.text, parse_mode=ParseMode.HTML, reply_markup=markup
         )
     except Forbidden as exc:
-        await services.call(
-            outbox.finish,
-            message_id=message.id,
-            status=OutboxStatus.BLOCKED,
-            now=now,
-            error=str(exc),
-        )
+        status, error = OutboxStatus.BLOCKED, str(exc)
     except RetryAfter as exc:
-        wait = (
-            exc.retry_after
-            if isinstance(exc.retry_after, int | float)
-            else exc.retry_after.total_seconds()
-        )
-        await services.call(
-            outbox.finish,
-            message_id=message.id,
-            status=OutboxStatus.PENDING,
-            now=now,
-            retry_in=float(wait),
-            error="429",
-        )
+        wait = exc.retry_after
+        seconds = wait if isinstance(wait, int | float) else wait.total_seconds()
+        status, retry_in, error = OutboxStatus.PENDING, float(seconds), "429"
+    except BadRequest as exc:  # refused for good (chat not found, bad text): never delivered
+        status, error = OutboxStatus.FAILED, str(exc)
+    except NetworkError as exc:
+        # A timeout or a broken connection: the message may have reached Telegram. Sending it
+        # again could give the member a duplicate, so it is kept as uncertain instead.
+        status, error = OutboxStatus.UNCERTAIN, str(exc)
     except TelegramError as exc:
-        await services.call(
-            outbox.finish,
-            message_id=message.id,
-            status=OutboxStatus.PENDING,
-            now=now,
-            retry_in=min(60.0, 2.0**message.attempts),
-            error=str(exc),
+        status, retry_in, error = (
+            OutboxStatus.PENDING,
+            min(60.0, 2.0**message.attempts),
+            str(exc),
         )
-    else:
-        await services.call(
-            outbox.finish, message_id=message.id, status=OutboxStatus.SENT, now=now
-        )
+    await services.call(
+        outbox.finish,
+        message_id=message.id,
+        status=status,
+        now=now,
+        retry_in=retry_in,
+        error=error,
+    )
     return 1
 
 

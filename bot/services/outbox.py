@@ -137,6 +137,9 @@ def finish(
     message = session.get(OutboxMessage, message_id)
     if message is None:
         return
+    if error == "429":
+        # Telegram asked to wait: not a failure of this message, so no attempt is used up.
+        message.attempts = max(0, message.attempts - 1)
     if retry_in is not None and message.attempts < MAX_ATTEMPTS:
         message.status = OutboxStatus.PENDING
         message.next_attempt_at = now + timedelta(seconds=retry_in)
@@ -245,7 +248,7 @@ def sign_up(*, session: Session, event_id: int, member_id: int, now: datetime) -
 
 
 def events_to_remind(*, session: Session, now: datetime) -> list[tuple[Event, list[int]]]:
-    """Events starting within a day, not reminded yet (claimed here: once, by one sender)."""
+    """Events starting within a day with sign-ups not reminded yet (claimed: once, by one)."""
     found = []
     for event in session.exec(
         select(Event).where(
@@ -254,6 +257,12 @@ def events_to_remind(*, session: Session, now: datetime) -> list[tuple[Event, li
             Event.starts_at <= now + timedelta(days=1),
         )
     ):
+        signed = [
+            s.member_id
+            for s in session.exec(select(EventSignup).where(EventSignup.event_id == event.id))
+        ]
+        if not signed:
+            continue  # nobody yet: a later sign-up is still reminded
         claimed = session.execute(
             sa.update(Event)
             .where(col(Event.id) == event.id, col(Event.reminded_at).is_(None))
@@ -261,10 +270,6 @@ def events_to_remind(*, session: Session, now: datetime) -> list[tuple[Event, li
         )
         session.commit()
         if claimed.rowcount == 1:  # type: ignore[attr-defined]
-            signed = [
-                s.member_id
-                for s in session.exec(select(EventSignup).where(EventSignup.event_id == event.id))
-            ]
             found.append((event, signed))
     return found
 
