@@ -312,6 +312,10 @@ TEXTS: dict[str, dict[str, str]] = {
             "<b>{name}</b> is already registered. I have asked its contact person to let you join."
         ),
     },
+    "register_updated": {
+        "sv": "✅ Uppgifterna för <b>{name}</b> är uppdaterade och bekräftade. Tack!",
+        "en": "✅ The entry for <b>{name}</b> is updated and confirmed. Thanks!",
+    },
     "register_not_started": {
         "sv": "Skriv /register för att börja.",
         "en": "Write /register to start.",

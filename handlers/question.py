@@ -44,7 +44,8 @@ async def question_received(update: Update, context: ConciergeContext) -> None:
     member = await current_member(update, context)
     if message is None or member is None or message.text is None:
         return
-    if await registry.registration_text(
+    # A reply to the bot (a case message, say) is never a registration answer.
+    if message.reply_to_message is None and await registry.registration_text(
         context, member.id, message.chat_id, message.text, member.language
     ):
         return

@@ -108,7 +108,9 @@ async def registration_text(
     context: ConciergeContext, member_id: int, chat_id: int, typed: str, language: str
 ) -> bool:
     """Give ``typed`` to the registration when one is under way; ``True`` if it took it."""
-    if not await context.services.call(associations.active, member_id=member_id):
+    if not await context.services.call(
+        associations.active, member_id=member_id, now=context.services.clock()
+    ):
         return False
     prompt = await context.services.call(associations.answer, member_id=member_id, text=typed)
     await show_prompt(context, chat_id, prompt, language)
@@ -126,7 +128,10 @@ async def registration_button(update: Update, context: ConciergeContext) -> None
     if match is None:
         return
     prompt = await context.services.call(
-        associations.answer, member_id=member.id, choice=match.group(2)
+        associations.answer,
+        member_id=member.id,
+        choice=match.group(2),
+        button_step=match.group(1),
     )
     try:
         await query.edit_message_reply_markup(reply_markup=None)

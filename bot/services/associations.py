@@ -85,8 +85,19 @@ def _state(session: Session, member_id: int) -> ConversationState | None:
     return state if state is not None and state.flow == _FLOW else None
 
 
-def active(*, session: Session, member_id: int) -> bool:
-    return _state(session, member_id) is not None
+# A registration left this long is abandoned: the member's messages are questions again.
+ABANDONED_AFTER = timedelta(minutes=30)
+
+
+def active(*, session: Session, member_id: int, now: datetime | None = None) -> bool:
+    state = _state(session, member_id)
+    if state is None:
+        return False
+    if (now or utcnow()) - state.updated_at > ABANDONED_AFTER:
+        session.delete(state)
+        session.commit()
+        return False
+    return True
 
 
 def start(*, session: Session, member_id: int, now: datetime | None = None) -> Prompt:
@@ -134,14 +145,25 @@ def _ask(step: str, **values: Any) -> Prompt:
 
 
 def answer(
-    *, session: Session, member_id: int, text: str | None = None, choice: str | None = None
+    *,
+    session: Session,
+    member_id: int,
+    text: str | None = None,
+    choice: str | None = None,
+    button_step: str | None = None,
 ) -> Prompt:
-    """The member's answer to the current step (typed ``text`` or a button ``choice``)."""
+    """The member's answer to the current step (typed ``text`` or a button ``choice``).
+
+    A button from an earlier step (``button_step`` differs) answers nothing: the current
+    question is asked again.
+    """
     state = _state(session, member_id)
     if state is None:
         return Prompt("none", "register_not_started")
     data: dict[str, Any] = json.loads(state.data or "{}")
     step = state.step
+    if button_step is not None and button_step != step:
+        return _ask(step, name=data.get("similar_name", data.get("name", "")))
     value = (text or "").strip()
     if step == "name":
         if not 2 <= len(value) <= 200:
@@ -150,6 +172,7 @@ def answer(
         similar = _similar_name(session, value)
         if similar is not None:
             data["similar_id"] = similar.id
+            data["similar_name"] = similar.name
             _save(session, state, "similar", data)
             return _ask("similar", name=similar.name)
         _save(session, state, "org_number", data)
@@ -234,6 +257,8 @@ def _similar_name(session: Session, name: str) -> Association | None:
 def _finish(
     session: Session, state: ConversationState, member_id: int, data: dict[str, Any]
 ) -> Prompt:
+    if data.get("update_id"):
+        return _update_entry(session, state, member_id, data)
     association = Association(
         name=data["name"],
         org_number=data["org_number"],
@@ -268,11 +293,41 @@ def _finish(
     return Prompt("done", "register_done", {"name": association.name}, done=True)
 
 
+def _update_entry(
+    session: Session, state: ConversationState, member_id: int, data: dict[str, Any]
+) -> Prompt:
+    association = session.get(Association, int(data["update_id"]))
+    assert association is not None
+    association.category = AssociationCategory(data["category"])
+    association.members_count = data["members_count"]
+    association.email = data.get("email", association.email)
+    association.phone = data.get("phone", association.phone)
+    association.listed = bool(data.get("listed"))
+    association.confirmed_at = utcnow()
+    session.add(association)
+    if data.get("subscribe"):
+        for topic in TOPICS:
+            _subscribe(session, member_id, topic)
+    session.delete(state)
+    session.commit()
+    return Prompt("done", "register_updated", {"name": association.name}, done=True)
+
+
 def _join_instead(
     session: Session, state: ConversationState, member_id: int, association_id: int
 ) -> Prompt:
     association = session.get(Association, association_id)
     assert association is not None
+    if association.contact_member_id == member_id:
+        # The contact registers their own association again: that is an update of the entry.
+        data: dict[str, Any] = json.loads(state.data or "{}")
+        data.update(
+            update_id=association.id,
+            org_number=association.org_number,
+            name=data.get("name") or association.name,
+        )
+        _save(session, state, "category", data)
+        return _ask("category")
     link = session.exec(
         select(AssociationMember).where(
             AssociationMember.association_id == association_id,

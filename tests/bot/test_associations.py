@@ -125,3 +125,43 @@ def test_find_export_and_yearly_confirmation(session: Session) -> None:
     assert associations.due_for_confirmation(session=session, now=later) == []
     _, found = associations.search(session=session, now=datetime.now(UTC) + timedelta(days=430))
     assert all(stale for _, stale in found)
+
+
+def test_a_button_from_an_earlier_step_answers_nothing(session: Session) -> None:
+    members.touch_member(session=session, user_id=4, first_name="D", language_code="sv")
+    associations.start(session=session, member_id=4)
+    associations.answer(session=session, member_id=4, text="Råå Boule")
+    associations.answer(session=session, member_id=4, text="212000-1157")
+    stale = associations.answer(session=session, member_id=4, choice="no", button_step="listed")
+    assert stale.step == "category"  # asked again, nothing stored
+    assert (
+        associations.answer(
+            session=session, member_id=4, choice="sports", button_step="category"
+        ).step
+        == "members_count"
+    )
+
+
+def test_an_abandoned_registration_lets_questions_through(session: Session) -> None:
+    members.touch_member(session=session, user_id=5, first_name="E", language_code="sv")
+    associations.start(session=session, member_id=5, now=NOW)
+    assert associations.active(session=session, member_id=5, now=NOW + timedelta(minutes=5))
+    assert not associations.active(session=session, member_id=5, now=NOW + timedelta(hours=1))
+
+
+def test_the_contact_registering_again_updates_the_entry(session: Session) -> None:
+    register(session, 1, "Helsingborgs Kammarkör", "212000-1157", "culture")
+    associations.start(session=session, member_id=1)
+    associations.answer(session=session, member_id=1, text="Helsingborgs Kammarkör")
+    prompt = associations.answer(session=session, member_id=1, choice="yes")  # "that's us"
+    assert prompt.step == "category"
+    associations.answer(session=session, member_id=1, choice="culture")
+    associations.answer(session=session, member_id=1, text="60")
+    associations.answer(session=session, member_id=1, text="Ordförande")
+    associations.answer(session=session, member_id=1, choice="skip")
+    associations.answer(session=session, member_id=1, choice="no")
+    done = associations.answer(session=session, member_id=1, choice="no")
+    assert done.key == "register_updated"
+    entry = session.exec(select(Association)).one()
+    assert entry.members_count == 60 and not entry.listed
+    assert len(session.exec(select(AssociationMember)).all()) == 1
