@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 DESK_LANGUAGE = "sv"
 DESK_COMMANDS = ("queue", "case", "mine", "stats", "close", "associations")
 _BUTTON = re.compile(r"^dk:([chxbe]):(\d{1,12})$")
-_HAND_TO = re.compile(r"^dk:t:(\d{1,12}):(\d{1,4})$")
+_HAND_TO = re.compile(r"^dk:t:(\d{1,12}):([a-z0-9_\-]{1,64})$")
 _RATE = re.compile(r"^rate:(\d{1,12}):(\d)$")
 _COORDINATOR_STATUSES = {
     ChatMemberStatus.OWNER,
@@ -429,11 +429,17 @@ async def desk_button(update: Update, context: ConciergeContext) -> None:
     data = query.data or ""
     try:
         if match := _HAND_TO.match(data):
-            case_id, index = int(match.group(1)), int(match.group(2))
+            case_id, token = int(match.group(1)), match.group(2)
             departments = services.routing.table.departments
-            if index >= len(departments):
+            # The department's id; its position only when the id did not fit in the button.
+            by_id = services.routing.table.department_by_id
+            department = by_id.get(token) or (
+                departments[int(token)]
+                if token.isdigit() and int(token) < len(departments)
+                else None
+            )
+            if department is None:  # the table changed since the buttons were shown
                 raise DeskRefused("unknown_case")
-            department = departments[index]
             case = await services.call(
                 desk.hand_over,
                 case_id=case_id,
@@ -480,7 +486,11 @@ async def desk_button(update: Update, context: ConciergeContext) -> None:
             await query.edit_message_reply_markup(card_keyboard(case))
         else:
             case = await services.call(
-                desk.close_case, case_id=case_id, coordinator_id=user.id, now=services.clock()
+                desk.close_case,
+                case_id=case_id,
+                coordinator_id=user.id,
+                name=user.full_name,
+                now=services.clock(),
             )
             await query.answer()
             await _after_close(context, case)
@@ -491,12 +501,17 @@ async def desk_button(update: Update, context: ConciergeContext) -> None:
         )
 
 
+def _hand_to_data(case_id: int, index: int, department_id: str) -> str:
+    data = f"dk:t:{case_id}:{department_id}"
+    return data if len(data.encode()) <= 64 else f"dk:t:{case_id}:{index}"
+
+
 def _department_keyboard(services: Services, case_id: int) -> InlineKeyboardMarkup:
     departments = services.routing.table.departments
     rows: list[list[InlineKeyboardButton]] = []
     for index, department in enumerate(departments):
         button = InlineKeyboardButton(
-            department.name[:60], callback_data=f"dk:t:{case_id}:{index}"
+            department.name[:60], callback_data=_hand_to_data(case_id, index, department.id)
         )
         if rows and len(rows[-1]) < 2:
             rows[-1].append(button)
@@ -798,6 +813,7 @@ async def close_command(update: Update, context: ConciergeContext) -> None:
             desk.close_case,
             case_id=case.id,
             coordinator_id=user.id,
+            name=user.full_name,
             note=note,
             now=context.services.clock(),
         )

@@ -194,7 +194,7 @@ _MASKS = [
     (re.compile(r"https?://\S+"), "[länk]"),
     (re.compile(r"\b\d{6,8}[-+ ]?\d{4}\b"), "[nummer]"),  # personnummer, organisationsnummer
     (re.compile(r"\bF-\d{4}-\d+\b", re.IGNORECASE), "[ärende]"),
-    (re.compile(r"(?:\+46|\b0)\d[\d\s-]{5,}\d"), "[telefon]"),
+    (re.compile(r"(?:\+46\s?|\b0)\d[\d\s-]{5,}\d"), "[telefon]"),
     (re.compile(r"\b\d{4,}\b"), "[nummer]"),
 ]
 

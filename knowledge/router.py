@@ -318,8 +318,10 @@ class Router:
         target = self.table.categories.get(category)
         if target is None:
             return decision
-        rule_id = decision.rule if decision.action == "answer" else (
-            decision.candidates[0].rule if decision.candidates else None
+        rule_id = (
+            decision.rule
+            if decision.action == "answer"
+            else (decision.candidates[0].rule if decision.candidates else None)
         )
         rule = self._rules.get(rule_id or "")
         if rule is None or not rule.by_category:

@@ -46,7 +46,7 @@ class Proposal:
     def describe(self) -> str:
         lines = [
             f"Rule {self.rule_id} ({self.department}) — {len(self.questions)} question(s) like "
-            f"'{_short(self.questions[0])}'",
+            f"'{_short(anonymise(self.questions[0]))}'",
         ]
         if self.keywords:
             lines.append(f"  add keywords: [{', '.join(self.keywords)}]")

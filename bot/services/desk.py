@@ -273,20 +273,28 @@ def close_case(
     coordinator_id: int,
     note: str | None = None,
     now: datetime | None = None,
+    name: str = "",
 ) -> Case:
+    """Close atomically: two coordinators (or instances) closing at once close it once."""
     now = now or utcnow()
-    case = get_case(session=session, case_id=case_id)
-    if case.status == CaseStatus.CLOSED:
-        raise DeskRefused("closed")
-    case.status = CaseStatus.CLOSED
-    case.closed_at = now
-    case.closing_note = (note or "").strip() or None
-    if case.claimed_by is None:
-        case.claimed_by = coordinator_id
-        case.claimed_at = now
-    case.updated_at = now
-    session.add(case)
+    result = session.execute(
+        sa.update(Case)
+        .where(col(Case.id) == case_id, col(Case.status) != CaseStatus.CLOSED)
+        .values(
+            status=CaseStatus.CLOSED,
+            closed_at=now,
+            closing_note=(note or "").strip() or None,
+            updated_at=now,
+        )
+    )
     session.commit()
+    case = get_case(session=session, case_id=case_id)
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise DeskRefused("closed")
+    if case.claimed_by is None:
+        case.claimed_by, case.claimed_by_name, case.claimed_at = coordinator_id, name[:128], now
+        session.add(case)
+        session.commit()
     return case
 
 

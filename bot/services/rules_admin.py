@@ -151,17 +151,17 @@ def history(*, session: Session, limit: int = 20) -> list[RulesVersion]:
 
 
 def previous_version(*, session: Session) -> RulesVersion | None:
-    """The table that was live before the current one (a different text)."""
-    versions = history(session=session, limit=200)
-    if not versions:
-        return None
-    live = versions[0]
-    return next((v for v in versions[1:] if v.rules_text != live.rules_text), None)
+    """The table that was live just before the current one."""
+    versions = history(session=session, limit=2)
+    return versions[1] if len(versions) > 1 else None
 
 
 def write_rules(path: Path, text: str) -> None:
-    """Replace the rules file atomically (the watcher never reads half a file)."""
+    """Replace the rules file atomically (the watcher never reads half a file); the file it
+    replaces is kept beside it as ``.bak``, so an edit not yet live is not lost."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_file():
+        path.with_suffix(path.suffix + ".bak").write_bytes(path.read_bytes())
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".rules-", suffix=".yaml")
     with os.fdopen(handle, "w", encoding="utf-8") as stream:
         stream.write(text)
@@ -173,7 +173,9 @@ def add_example(*, session: Session, case_id: int, coordinator_id: int) -> Examp
     case = session.get(Case, case_id)
     if case is None:
         raise AdminRefused("unknown_case")
-    department = case.handed_to or case.department
+    # Only the department a coordinator handed the case to: the router's own guess would
+    # teach the question set to agree with the router.
+    department = case.handed_to
     if not department:
         raise AdminRefused("no_department")
     existing = session.exec(
