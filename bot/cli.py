@@ -292,6 +292,21 @@ def rules_suggest(
     click.echo(suggest(routing.table, routing.router, log, questions).describe())
 
 
+@main.group("db")
+def db_group() -> None:
+    """The database schema."""
+
+
+@db_group.command("upgrade")
+@_DATABASE_OPTION
+def db_upgrade(database_url: str | None) -> None:
+    """Apply the schema migrations (the bot also does this when it starts)."""
+    from bot.db import current_revision
+
+    engine = _database(database_url)
+    click.echo(f"Database at revision {current_revision(engine)}.")
+
+
 @main.group("associations")
 def associations_group() -> None:
     """The association register."""

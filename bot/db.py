@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import sqlalchemy as sa
-from sqlmodel import Session, SQLModel, create_engine
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlmodel import Session, create_engine
 
 from bot import models  # noqa: F401  (registers the tables)
 
@@ -31,8 +35,30 @@ def make_engine(url: str) -> sa.Engine:
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
+_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def _alembic_config(connection: sa.Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    """Bring the database to ``revision`` with the project's Alembic migrations."""
+    with engine.begin() as connection:
+        command.upgrade(_alembic_config(connection), revision)
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
 def create_schema(engine: sa.Engine) -> None:
-    SQLModel.metadata.create_all(engine)
+    """The schema as the migrations make it (also for a fresh test database)."""
+    upgrade(engine)
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,32 @@ def policy() -> ConversationPolicy:
     return ConversationPolicy(
         hours=OfficeHours(zone=ZoneInfo("Europe/Stockholm")), business_days=2, follow_up_minutes=15
     )
+
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
+
+
+def fresh_schema(engine: sa.Engine) -> None:
+    """An empty PostgreSQL test database: tables, enum types and the migration version."""
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP SCHEMA public CASCADE"))
+        connection.execute(sa.text("CREATE SCHEMA public"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_engine(request: pytest.FixtureRequest, engine: sa.Engine) -> Iterator[sa.Engine]:
+    """The same test on SQLite and on PostgreSQL (``TEST_POSTGRES_URL``, set by .ci/run)."""
+    if request.param == "sqlite":
+        yield engine
+        return
+    if not POSTGRES_URL:
+        pytest.skip("TEST_POSTGRES_URL is not set (.ci/run sets it)")
+    pg = make_engine(POSTGRES_URL)
+    fresh_schema(pg)
+    create_schema(pg)
+    yield pg
+    fresh_schema(pg)
+    pg.dispose()
 
 
 TOKEN = "777000:AAE_e2e-test-token"

@@ -3,16 +3,13 @@ reopening, reminders once, statistics."""
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, select
 
-from bot.db import create_schema, make_engine
 from bot.models import Case, CaseMessage, CaseStatus, Direction
 from bot.services import cases, conversation, desk, members
 from bot.services.conversation import AddedToCase, AskWhichCase, ConversationPolicy
@@ -20,7 +17,6 @@ from bot.services.desk import DeskRefused
 from knowledge.loading import Routing
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)  # a Wednesday morning
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
 
 
 def new_case(session: Session, policy: ConversationPolicy, member_id: int = 11) -> Case:
@@ -36,22 +32,6 @@ def new_case(session: Session, policy: ConversationPolicy, member_id: int = 11) 
         now=NOW,
     )
     return case
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_engine(request: pytest.FixtureRequest, engine: sa.Engine) -> Iterator[sa.Engine]:
-    """The same test on SQLite and on PostgreSQL (``TEST_POSTGRES_URL``, set by .ci/run)."""
-    if request.param == "sqlite":
-        yield engine
-        return
-    if not POSTGRES_URL:
-        pytest.skip("TEST_POSTGRES_URL is not set (.ci/run sets it)")
-    pg = make_engine(POSTGRES_URL)
-    SQLModel.metadata.drop_all(pg)
-    create_schema(pg)
-    yield pg
-    SQLModel.metadata.drop_all(pg)
-    pg.dispose()
 
 
 def test_claiming_at_the_same_moment_gives_the_case_to_exactly_one(
