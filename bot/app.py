@@ -42,6 +42,8 @@ MEMBER_COMMANDS = (
     "events",
     "subscribe",
     "unsubscribe",
+    "mydata",
+    "forget",
     "cancel",
 )
 ADMIN_COMMANDS = ("reload", "rules", "rollback")

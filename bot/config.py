@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     response_business_days: int = Field(default=2, ge=1, le=30)
     # A message within this many minutes of a case confirmation belongs to that case.
     follow_up_minutes: int = Field(default=15, ge=0, le=24 * 60)
+    # How long case records (public records) are kept: set by the city's retention decision
+    # (gallringsbeslut); this default is an example to verify.
+    case_retention_days: int = Field(default=730, ge=1, le=36500)
     # A member's message this many days after a case was closed can reopen it.
     reopen_days: int = Field(default=14, ge=0, le=365)
     # A coordinator's message in a case topic starting with this stays on the desk.

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlmodel import Session, create_engine
 
 from bot import models  # noqa: F401  (registers the tables)
@@ -49,6 +50,13 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
     """Bring the database to ``revision`` with the project's Alembic migrations."""
     with engine.begin() as connection:
         command.upgrade(_alembic_config(connection), revision)
+
+
+def head_revision() -> str | None:
+    """The newest migration the code ships."""
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
 
 
 def current_revision(engine: sa.Engine) -> str | None:

@@ -129,6 +129,9 @@ class Case(SQLModel, table=True):
     rated_at: datetime | None = _time(default=None)
     member_blocked: bool = False
     reopened_count: int = 0
+    # The member asked to be forgotten: the case is a public record kept until its retention
+    # date, detached from the member's Telegram identity, and not used for anything else.
+    restricted: bool = False
 
 
 class CaseMessage(SQLModel, table=True):

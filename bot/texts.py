@@ -428,6 +428,43 @@ TEXTS: dict[str, dict[str, str]] = {
     "signed_up": {"sv": "Du är anmäld! Vi påminner dig dagen före.", "en": "You are signed up!"},
     "already_signed_up": {"sv": "Du är redan anmäld.", "en": "You are already signed up."},
     "command_events": {"sv": "Kommande evenemang", "en": "Upcoming events"},
+    "mydata_caption": {
+        "sv": "Här är allt vi har sparat om dig. /forget raderar det som får raderas.",
+        "en": "Here is everything we store about you. /forget deletes what may be deleted.",
+    },
+    "forget_confirm": {
+        "sv": (
+            "Vill du att vi raderar dina uppgifter? Profil, frågor, prenumerationer och "
+            "föreningskopplingar raderas direkt. Ärenden som staden har handlagt är allmänna "
+            "handlingar: de kopplas bort från ditt Telegram-konto och sparas bara till "
+            "gallringsdatum."
+        ),
+        "en": (
+            "Do you want us to delete your data? Profile, questions, subscriptions and "
+            "association links are deleted at once. Cases the city has handled are public "
+            "records: they are detached from your Telegram account and kept only until their "
+            "retention date."
+        ),
+    },
+    "forget_yes": {"sv": "Ja, radera", "en": "Yes, delete"},
+    "forget_no": {"sv": "Avbryt", "en": "Cancel"},
+    "forget_cancelled": {"sv": "Inget har raderats.", "en": "Nothing was deleted."},
+    "forgotten": {
+        "sv": "Klart – dina uppgifter är raderade.",
+        "en": "Done – your data is deleted.",
+    },
+    "forgotten_kept": {
+        "sv": (
+            "Klart – dina uppgifter är raderade. Dessa ärenden är allmänna handlingar och sparas, "
+            "utan koppling till dig, till och med:\n{kept}"
+        ),
+        "en": (
+            "Done – your data is deleted. These cases are public records and are kept, no "
+            "longer linked to you, until:\n{kept}"
+        ),
+    },
+    "command_mydata": {"sv": "Se allt vi sparat om dig", "en": "See your data"},
+    "command_forget": {"sv": "Radera dina uppgifter", "en": "Delete your data"},
     "already_done": {"sv": "Det är redan klart. 👍", "en": "That is already done. 👍"},
     "button_stale": {
         "sv": "Den här knappen gäller inte längre. Skriv gärna din fråga igen.",

@@ -15,6 +15,7 @@ def register_all(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         errors,
         media,
         member,
+        privacy,
         question,
         registry,
         updates,
@@ -25,6 +26,7 @@ def register_all(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     admin.register(app)
     registry.register(app)
     announce.register(app)
+    privacy.register(app)
     desk.register(app)  # before question: its button handler catches whatever is left
     question.register(app)
     media.register(app)

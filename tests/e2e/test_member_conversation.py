@@ -7,6 +7,7 @@ the database holds.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from typing import Any
 
@@ -283,3 +284,24 @@ async def test_a_failed_update_is_handled_when_delivered_again(
         api.deliver_again(max(api.world.updates))  # Telegram retrying the failed update
         answer = await api.wait_for_message(ana.chat_id, since=since, timeout=10)
         assert "👍 Det hjälpte" in buttons(answer)
+
+
+async def test_mydata_sends_a_json_document_and_forget_asks_first(
+    api: LoopbackBotApi, settings: Settings, services: Services
+) -> None:
+    ana = api.person(5020, "Ana")
+    async with running_bot(settings, services):
+        await ana.ask("Jag vill prata med en människa", timeout=10)
+        document = await ana.ask("/mydata", timeout=10)
+        assert document["document"]["file_name"] == "mina-uppgifter.json"
+        content = json.loads(api.file_content(document["document"]["file_id"]))
+        assert content["profile"]["telegram_id"] == 5020 and len(content["cases"]) == 1
+        confirm = await ana.ask("/forget", timeout=10)
+        assert "allmänna handlingar" in confirm["text"]
+        since = api.cursor()
+        await ana.press(confirm, "Ja, radera")
+        done = await api.wait_for_message(ana.chat_id, since=since, timeout=10)
+        assert "raderade" in done["text"] and "F-2026-" in done["text"]
+    with db(services) as session:
+        assert session.get(Member, 5020) is None
+        assert session.exec(select(Case)).one().restricted
