@@ -126,6 +126,9 @@ def build_application(
         await record_start(app.bot_data["services"])
         schedule_watch(app, app.bot_data["services"])
         from handlers.announce import start_outbox
+        from handlers.privacy import schedule_retention
+
+        schedule_retention(app, settings.zone)
 
         await start_outbox(app, app.bot_data["services"])
         if settings.coordinator_chat_id is None:

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     # How long case records (public records) are kept: set by the city's retention decision
     # (gallringsbeslut); this default is an example to verify.
     case_retention_days: int = Field(default=730, ge=1, le=36500)
+    # Questions the bot answered without a person, and their feedback (operational data).
+    question_retention_days: int = Field(default=30, ge=1, le=36500)
     # A member's message this many days after a case was closed can reopen it.
     reopen_days: int = Field(default=14, ge=0, le=365)
     # A coordinator's message in a case topic starting with this stays on the desk.

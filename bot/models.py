@@ -350,6 +350,14 @@ class OutboxMessage(SQLModel, table=True):
     error: str = Field(default="", max_length=200)
 
 
+class RetentionRun(SQLModel, table=True):
+    """What one run of the nightly retention job removed (the record the city can show)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ran_at: datetime = _time(default_factory=utcnow)
+    removed: str = "{}"  # JSON: kind of record → how many
+
+
 class ProcessedUpdate(SQLModel, table=True):
     """Telegram update ids already handled: a repeat delivery creates nothing."""
 

@@ -47,14 +47,18 @@ TEXTS: dict[str, dict[str, str]] = {
         "sv": (
             "🔒 <b>Om dina uppgifter:</b> det du skriver till staden blir allmän handling och kan "
             "lämnas ut. Skriv därför inte känsliga personuppgifter (t.ex. hälsa eller "
-            "personnummer). Vi sparar bara ditt Telegram-id, förnamn, språk och dina frågor. "
+            "personnummer). Vi sparar bara ditt Telegram-id, förnamn, språk och dina frågor: "
+            "frågor som botten besvarar i {question_days} dagar, ärenden enligt stadens "
+            "gallringsbeslut ({case_days} dagar). /mydata visar allt, /forget raderar. "
             "Ansvarig: {responsible}. Läs mer: {url}"
         ),
         "en": (
             "🔒 <b>About your data:</b> what you write to the city becomes a public record "
             "(allmän handling) and may be disclosed. So do not share sensitive personal details "
             "(e.g. health or ID numbers). We keep only your Telegram id, first name, language and "
-            "your questions. Responsible: {responsible}. More: {url}"
+            "your questions: questions the bot answers for {question_days} days, cases as the "
+            "city's retention decision says ({case_days} days). /mydata shows it all, /forget "
+            "deletes. Responsible: {responsible}. More: {url}"
         ),
     },
     "help": {

@@ -30,7 +30,12 @@ async def start(update: Update, context: ConciergeContext) -> None:
         return
     settings = context.services.settings
     privacy = text(
-        "privacy", member.language, responsible=settings.responsible, url=settings.privacy_url
+        "privacy",
+        member.language,
+        responsible=settings.responsible,
+        url=settings.privacy_url,
+        question_days=settings.question_retention_days,
+        case_days=settings.case_retention_days,
     )
     await send(
         context,

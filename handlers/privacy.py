@@ -5,13 +5,15 @@ from __future__ import annotations
 import io
 import json
 import logging
+from datetime import time
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
 
 from bot.app import ConciergeContext
-from bot.services import privacy
+from bot.services import desk as desk_service
+from bot.services import privacy, retention
 from bot.texts import Html, text
 from handlers.common import current_member, send
 
@@ -88,6 +90,28 @@ async def forget_pressed(update: Update, context: ConciergeContext) -> None:
     else:
         body = text("forgotten", language)
     await send(context, query.message.chat.id, Html(body))
+
+
+async def nightly_retention(context: ConciergeContext) -> None:
+    """Remove what is past its retention period, once a night (whichever instance runs it)."""
+    services = context.services
+    settings = services.settings
+    now = services.clock()
+    day = now.astimezone(settings.zone).strftime("retention-%Y-%m-%d")
+    if not await services.call(desk_service.claim_digest, day=day):
+        return
+    removed = await services.call(
+        retention.run,
+        now=now,
+        question_days=settings.question_retention_days,
+        case_days=settings.case_retention_days,
+    )
+    logger.info("retention: removed %s", removed)
+
+
+def schedule_retention(app: Application[Any, Any, Any, Any, Any, Any], zone: Any) -> None:
+    if app.job_queue is not None:
+        app.job_queue.run_daily(nightly_retention, time=time(2, 30, tzinfo=zone), name="retention")
 
 
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:

@@ -86,6 +86,14 @@ def test_long_html_splits_between_lines_with_tags_intact() -> None:
 
 @pytest.mark.parametrize("language", ["sv", "en"])
 def test_privacy_notice_says_public_records_and_who_is_responsible(language: str) -> None:
-    notice = text("privacy", language, responsible="Kommunstyrelsen", url="https://x")
+    notice = text(
+        "privacy",
+        language,
+        responsible="Kommunstyrelsen",
+        url="https://x",
+        question_days=30,
+        case_days=730,
+    )
     assert "allmän handling" in notice
     assert "Kommunstyrelsen" in notice and "https://x" in notice
+    assert "30" in notice and "730" in notice  # the retention periods are named
