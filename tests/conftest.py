@@ -30,9 +30,19 @@ def shipped_routing() -> Routing:
     return load_routing(ROOT / "routing_rules.yaml", ROOT / "knowledge" / "articles")
 
 
+# The whole suite runs on SQLite, and again on PostgreSQL when .ci/run sets this.
+SUITE_DATABASE_URL = os.environ.get("TEST_SUITE_DATABASE_URL")
+
+
+def database_url(tmp_path: Path) -> str:
+    return SUITE_DATABASE_URL or f"sqlite:///{tmp_path / 'test.sqlite3'}"
+
+
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[sa.Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'test.sqlite3'}")
+    engine = make_engine(database_url(tmp_path))
+    if SUITE_DATABASE_URL:
+        fresh_schema(engine)
     create_schema(engine)
     yield engine
     engine.dispose()
@@ -88,13 +98,13 @@ async def api() -> AsyncIterator[LoopbackBotApi]:
 
 
 @pytest.fixture
-def settings(api: LoopbackBotApi, tmp_path: Path) -> Settings:
+def settings(api: LoopbackBotApi, tmp_path: Path, engine: sa.Engine) -> Settings:
     return load_settings(
         _env_file=None,
         telegram_bot_token=TOKEN,
         telegram_api_url=api.base_url,
         telegram_file_url=api.base_file_url,
-        database_url=f"sqlite:///{tmp_path / 'bot.sqlite3'}",
+        database_url=database_url(tmp_path),
         rules_path=ROOT / "routing_rules.yaml",
         knowledge_path=ROOT / "knowledge" / "articles",
     )
