@@ -66,9 +66,6 @@ class Services:
     live_fingerprint: str | None = None
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    def live_hash(self) -> str | None:
-        return self.live_fingerprint
-
     async def call_plain(self, function: Callable[..., T], /, *args: Any) -> T:
         """Run a function that needs no database in a worker thread."""
         return await asyncio.to_thread(function, *args)

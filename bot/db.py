@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -11,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlmodel import Session, create_engine
+from sqlmodel import create_engine
 
 from bot import models  # noqa: F401  (registers the tables)
 
@@ -67,15 +65,3 @@ def current_revision(engine: sa.Engine) -> str | None:
 def create_schema(engine: sa.Engine) -> None:
     """The schema as the migrations make it (also for a fresh test database)."""
     upgrade(engine)
-
-
-@contextmanager
-def session_scope(engine: sa.Engine) -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise

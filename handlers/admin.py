@@ -102,7 +102,7 @@ async def reload_rules(
             errors = "\n".join(str(error) for error in exc.errors)
             await _tell(context, tell, text("admin_invalid", "sv"), _pre(errors))
             return
-        if plan.changes.empty and plan.content_hash == services.live_hash():
+        if plan.changes.empty and plan.content_hash == services.live_fingerprint:
             services.watched_fingerprint = plan.content_hash
             await _tell(context, tell, text("admin_no_change", "sv"))
             return

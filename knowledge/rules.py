@@ -8,7 +8,6 @@ file is never half-applied.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,6 @@ from pydantic import (
 )
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_\-]*$"
-_ID_RE = re.compile(ID_PATTERN)
 
 
 class _Frozen(BaseModel):
@@ -466,7 +464,3 @@ def load_rules(path: Path, known_articles: set[str] | None = None) -> RoutingTab
     except OSError as exc:
         raise RulesInvalid([RuleError(str(path), None, f"cannot read the file ({exc})")]) from None
     return parse_rules(text, str(path), known_articles)
-
-
-def valid_id(value: str) -> bool:
-    return bool(_ID_RE.match(value))

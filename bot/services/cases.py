@@ -167,24 +167,6 @@ def cases_of(*, session: Session, member_id: int, limit: int = 10) -> list[Case]
     )
 
 
-def messages_of(*, session: Session, case_id: int) -> list[CaseMessage]:
-    return list(
-        session.exec(
-            select(CaseMessage)
-            .where(CaseMessage.case_id == case_id)
-            .order_by(col(CaseMessage.created_at), col(CaseMessage.id))
-        )
-    )
-
-
-def outgoing_message_ids(*, session: Session, case_id: int) -> set[int]:
-    return {
-        message.telegram_message_id
-        for message in messages_of(session=session, case_id=case_id)
-        if message.direction == Direction.TO_MEMBER and message.telegram_message_id is not None
-    }
-
-
 def case_of_message(*, session: Session, member_id: int, message_id: int) -> Case | None:
     """The member's case in which the bot sent message ``message_id``."""
     return session.exec(
