@@ -32,6 +32,7 @@ from telegram.ext import (
 from bot.app import ConciergeContext, Services
 from bot.models import Case, CaseStatus
 from bot.services import associations, desk, members, rules_admin
+from bot.services import cases as case_service
 from bot.services.desk import DeskRefused
 from bot.texts import Html, contact_card, department_name, format_due, split_message, text
 
@@ -189,8 +190,6 @@ def topic_name(case: Case) -> str:
 
 
 async def _member_of(services: Services, case: Case) -> tuple[str, str]:
-    from bot.services import cases as case_service
-
     member = await services.call(case_service.member_of, case=case)
     return (member.first_name, member.language) if member else ("", "sv")
 
