@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -161,6 +162,40 @@ async def set_commands(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
             BotCommand(name, text(f"command_{name}", language)) for name in MEMBER_COMMANDS
         ]
         await app.bot.set_my_commands(commands, language_code=None if language == "sv" else "en")
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    settings: Settings, services: Services | None = None, *, webhook_port: int = 0
+) -> AsyncIterator[Application[Any, ConciergeContext, Any, Any, Any, Any]]:
+    """The real Application, started as `concierge run` starts it, stopped at the end.
+
+    Polling by default; with ``webhook_port`` it listens on 127.0.0.1 at ``/hook`` with the
+    secret ``settings.webhook_secret``.
+    """
+    app = build_application(settings, services)
+    await app.initialize()
+    assert app.post_init is not None
+    await app.post_init(app)
+    await app.start()
+    assert app.updater is not None
+    if webhook_port:
+        secret = settings.webhook_secret
+        await app.updater.start_webhook(
+            listen="127.0.0.1",
+            port=webhook_port,
+            url_path="hook",
+            webhook_url=f"http://127.0.0.1:{webhook_port}/hook",
+            secret_token=secret.get_secret_value() if secret else "e2e-secret",
+        )
+    else:
+        await app.updater.start_polling(poll_interval=0, timeout=1)
+    try:
+        yield app
+    finally:
+        await app.updater.stop()
+        await app.stop()
+        await app.shutdown()
 
 
 def run(settings: Settings, services: Services | None = None) -> None:

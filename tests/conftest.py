@@ -11,9 +11,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr
 from sqlmodel import Session
 
-from bot.app import Services, build_application, build_services
+from bot.app import Services, build_services, serving
 from bot.config import Settings, load_settings
 from bot.db import create_schema, make_engine
 from bot.loopback import LoopbackBotApi
@@ -120,25 +121,7 @@ async def running_bot(
     settings: Settings, services: Services, *, webhook_port: int = 0
 ) -> AsyncIterator[Any]:
     """The real Application, started as `concierge run` starts it, stopped at the end."""
-    app = build_application(settings, services)
-    await app.initialize()
-    assert app.post_init is not None
-    await app.post_init(app)
-    await app.start()
-    assert app.updater is not None
-    if webhook_port:
-        await app.updater.start_webhook(
-            listen="127.0.0.1",
-            port=webhook_port,
-            url_path="hook",
-            webhook_url=f"http://127.0.0.1:{webhook_port}/hook",
-            secret_token="e2e-secret",
-        )
-    else:
-        await app.updater.start_polling(poll_interval=0, timeout=1)
-    try:
+    if webhook_port and settings.webhook_secret is None:
+        settings = settings.model_copy(update={"webhook_secret": SecretStr("e2e-secret")})
+    async with serving(settings, services, webhook_port=webhook_port) as app:
         yield app
-    finally:
-        await app.updater.stop()
-        await app.stop()
-        await app.shutdown()
