@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+import signal
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -24,6 +26,7 @@ from telegram.ext import (
 
 from bot.config import Settings
 from bot.db import create_schema, make_engine
+from bot.leader import Leadership
 from bot.models import utcnow
 from bot.services.conversation import ConversationPolicy
 from bot.texts import text
@@ -66,6 +69,12 @@ class Services:
     watched_fingerprint: str | None = None
     live_fingerprint: str | None = None
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Which instance runs the scheduled work (None: this is the only one).
+    leadership: Leadership | None = None
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leadership is None or self.leadership.is_leader
 
     async def call_plain(self, function: Callable[..., T], /, *args: Any) -> T:
         """Run a function that needs no database in a worker thread."""
@@ -90,6 +99,20 @@ class ConciergeContext(
     def services(self) -> Services:
         services: Services = self.bot_data["services"]
         return services
+
+
+JobCallback = Callable[["ConciergeContext"], Coroutine[Any, Any, None]]
+
+
+def leader_only(callback: JobCallback) -> JobCallback:
+    """A scheduled job that runs on the leading instance only (once in total, not per instance)."""
+
+    @functools.wraps(callback)
+    async def job(context: ConciergeContext) -> None:
+        if context.services.is_leader:
+            await callback(context)
+
+    return job
 
 
 def build_services(settings: Settings, routing: Routing | None = None) -> Services:
@@ -128,7 +151,7 @@ def build_application(
 
         schedule_retention(app, settings.zone)
 
-        await start_outbox(app, app.bot_data["services"])
+        await start_outbox(app)
         if settings.coordinator_chat_id is None:
             logger.warning("COORDINATOR_CHAT_ID is not set: cases are kept but no desk is told")
 
@@ -145,6 +168,8 @@ def build_application(
             AIORateLimiter(overall_max_rate=max(30.0, settings.telegram_rate * 1.2), max_retries=3)
         )
         .post_init(post_init)
+        # Updates come in through bot.ingress (stored first), not PTB's updater.
+        .updater(None)
     )
     if settings.telegram_file_url:
         builder = builder.base_file_url(settings.telegram_file_url)
@@ -166,54 +191,83 @@ async def set_commands(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
 
 @contextlib.asynccontextmanager
 async def serving(
-    settings: Settings, services: Services | None = None, *, webhook_port: int = 0
+    settings: Settings,
+    services: Services | None = None,
+    *,
+    webhook_port: int = 0,
+    poll_timeout: int = 30,
 ) -> AsyncIterator[Application[Any, ConciergeContext, Any, Any, Any, Any]]:
-    """The real Application, started as `concierge run` starts it, stopped at the end.
+    """The real Application with its way in, running until the block ends.
 
-    Polling by default; with ``webhook_port`` it listens on 127.0.0.1 at ``/hook`` with the
-    secret ``settings.webhook_secret``.
+    Long polling unless ``WEBHOOK_URL`` is set (then a webhook as configured). ``webhook_port``
+    (tests) listens on 127.0.0.1 at ``/hook`` instead, with ``WEBHOOK_SECRET``.
     """
+    from bot.ingress import Dispatcher, instance_name, poll, serve_webhook
+
     app = build_application(settings, services)
     await app.initialize()
     assert app.post_init is not None
     await app.post_init(app)
+    services = app.bot_data["services"]
+    assert services is not None
+    services.leadership = Leadership(services.engine, interval=settings.leader_check_seconds)
+    await services.leadership.start()
     await app.start()
-    assert app.updater is not None
+    dispatcher = Dispatcher(app, services, instance_name())
+    await dispatcher.start_recovering()
+    stopping = asyncio.Event()
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
+    way_in: Any
     if webhook_port:
-        secret = settings.webhook_secret
-        await app.updater.start_webhook(
+        way_in = serve_webhook(
+            dispatcher,
             listen="127.0.0.1",
             port=webhook_port,
-            url_path="hook",
-            webhook_url=f"http://127.0.0.1:{webhook_port}/hook",
-            secret_token=secret.get_secret_value() if secret else "e2e-secret",
+            path="hook",
+            secret=secret,
+            public_url=f"http://127.0.0.1:{webhook_port}/hook",
+            stopping=stopping,
+        )
+    elif settings.webhook_url:
+        way_in = serve_webhook(
+            dispatcher,
+            listen=settings.webhook_listen,
+            port=settings.webhook_port,
+            path=settings.webhook_path,
+            secret=secret,
+            public_url=settings.webhook_url,
+            stopping=stopping,
         )
     else:
-        await app.updater.start_polling(poll_interval=0, timeout=1)
+        way_in = poll(dispatcher, long_poll=poll_timeout, stopping=stopping)
+    receiving = asyncio.create_task(way_in, name="ingress")
     try:
         yield app
     finally:
-        await app.updater.stop()
+        stopping.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(receiving), 2)
+        except TimeoutError:
+            receiving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await receiving
+        await dispatcher.stop()
+        await services.leadership.stop()
         await app.stop()
         await app.shutdown()
 
 
 def run(settings: Settings, services: Services | None = None) -> None:
-    """Start the bot: webhooks when ``WEBHOOK_URL`` is set, else long polling."""
-    app = build_application(settings, services)
-    if settings.webhook_url:
-        assert settings.webhook_secret is not None
-        logger.info(
-            "starting with a webhook on %s:%s", settings.webhook_listen, settings.webhook_port
-        )
-        app.run_webhook(
-            listen=settings.webhook_listen,
-            port=settings.webhook_port,
-            url_path=settings.webhook_path,
-            webhook_url=settings.webhook_url,
-            secret_token=settings.webhook_secret.get_secret_value(),
-            allowed_updates=["message", "callback_query"],
-        )
-    else:
-        logger.info("starting with long polling")
-        app.run_polling(allowed_updates=["message", "callback_query"])
+    """Start the bot (webhook when ``WEBHOOK_URL`` is set, else long polling) until stopped."""
+
+    async def until_stopped() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        logger.info("starting with %s", "a webhook" if settings.webhook_url else "long polling")
+        async with serving(settings, services):
+            await stop.wait()
+        logger.info("stopped")
+
+    asyncio.run(until_stopped())

@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     telegram_file_url: str | None = None
     # Messages per second to Telegram overall (its limit is about 30).
     telegram_rate: float = Field(default=27.0, gt=0, le=10_000)
+    # A member sending more messages than this within a minute is asked to slow down (0: off).
+    member_messages_per_minute: int = Field(default=20, ge=0, le=10_000)
+    # Updates handled at once by one instance (one member's updates always one after another).
+    concurrent_updates: int = Field(default=16, ge=1, le=1000)
+    # How often an instance that does not lead tries to take the lead (the scheduled work).
+    leader_check_seconds: float = Field(default=10.0, gt=0, le=300)
     database_url: str = "sqlite:///foreningslotsen.sqlite3"
     coordinator_chat_id: int | None = None
     admin_user_ids: Annotated[tuple[int, ...], NoDecode] = ()

@@ -89,6 +89,8 @@ class Question(SQLModel, table=True):
     rule: str | None = Field(default=None, max_length=64)
     article: str | None = Field(default=None, max_length=64)
     candidates: str = "[]"  # JSON list of department ids offered
+    # The Telegram update it came in: handling the update again finds this row.
+    update_id: int | None = _telegram_id(default=None, index=True)
     created_at: datetime = _time(default_factory=utcnow)
 
 
@@ -146,6 +148,8 @@ class CaseMessage(SQLModel, table=True):
     telegram_message_id: int | None = None
     # The coordinator who wrote it (relayed replies and internal notes).
     author_id: int | None = _telegram_id(default=None)
+    # The member's Telegram update it came in (handled again: not added twice).
+    update_id: int | None = _telegram_id(default=None, index=True)
     created_at: datetime = _time(default_factory=utcnow)
 
 
@@ -358,8 +362,28 @@ class RetentionRun(SQLModel, table=True):
     removed: str = "{}"  # JSON: kind of record → how many
 
 
-class ProcessedUpdate(SQLModel, table=True):
-    """Telegram update ids already handled: a repeat delivery creates nothing."""
+class InboxState(StrEnum):
+    PENDING = (
+        "pending"  # stored, waiting for an instance (again, after a failure: see available_at)
+    )
+    WORKING = "working"  # an instance handles it until lease_until
+    DONE = "done"  # handled (or a repeat delivery); the payload is gone
+    FAILED = "failed"  # given up after attempts; the member was told
+
+
+class InboxUpdate(SQLModel, table=True):
+    """Every Telegram update, stored before it is acknowledged and handled at least once.
+
+    The row outlives the payload: its id answers "seen before?" for repeat deliveries.
+    """
 
     update_id: int = _telegram_id(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    processed_at: datetime = _time(default_factory=utcnow)
+    user_id: int | None = _telegram_id(default=None, index=True)
+    chat_id: int | None = _telegram_id(default=None)
+    payload: str = ""  # the update as Telegram sent it; emptied once handled
+    state: InboxState = Field(default=InboxState.DONE, max_length=16, index=True)
+    owner: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = _time(default=None)
+    available_at: datetime | None = _time(default=None)
+    attempts: int = 0
+    received_at: datetime = _time(default_factory=utcnow, index=True)

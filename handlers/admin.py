@@ -19,7 +19,7 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, CommandHandler, filters
 
-from bot.app import ConciergeContext, Services
+from bot.app import ConciergeContext, Services, leader_only
 from bot.services import desk as desk_service
 from bot.services import rules_admin, suggestions
 from bot.services.rules_admin import ReloadPlan
@@ -197,9 +197,10 @@ async def watch_rules(context: ConciergeContext) -> None:
     )
     if current == services.watched_fingerprint:
         return
-    await reload_rules(
-        context, force=False, by=None, source="file", tell=list(settings.admin_user_ids)
-    )
+    # Every instance watches its own copy of the files and swaps its own table; the admins are
+    # told by the leading instance only (once, not once per instance).
+    tell = list(settings.admin_user_ids) if services.is_leader else []
+    await reload_rules(context, force=False, by=None, source="file", tell=tell)
 
 
 async def record_start(services: Services) -> None:
@@ -240,7 +241,7 @@ def schedule_watch(app: Application[Any, Any, Any, Any, Any, Any], services: Ser
     app.job_queue.run_repeating(watch_rules, interval=seconds, first=seconds, name="watch-rules")
     monday_morning = time(8, 15, tzinfo=services.settings.zone)
     app.job_queue.run_daily(
-        weekly_suggestions, time=monday_morning, days=(1,), name="weekly-suggestions"
+        leader_only(weekly_suggestions), time=monday_morning, days=(1,), name="weekly-suggestions"
     )
 
 

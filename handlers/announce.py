@@ -20,7 +20,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
 
-from bot.app import ConciergeContext, Services
+from bot.app import ConciergeContext, Services, leader_only
 from bot.models import OutboxStatus
 from bot.services import associations, outbox
 from bot.texts import TELEGRAM_LIMIT, Html, format_due, text
@@ -343,8 +343,21 @@ async def update_progress(app: Application[Any, Any, Any, Any, Any, Any]) -> Non
 async def outbox_loop(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Runs while the bot runs: send what is due, show progress, idle briefly when empty."""
     loop = asyncio.get_running_loop()
+    services: Services = app.bot_data["services"]
     last_progress = 0.0
+    term: int | None = None
     while app.running:
+        if not services.is_leader:
+            await asyncio.sleep(1)
+            continue
+        leadership = services.leadership
+        if leadership is None or leadership.term != term:
+            # Leading anew (a start, or taking over from a dead leader): settle first what the
+            # one before left in flight.
+            term = leadership.term if leadership is not None else 0
+            uncertain = await services.call(outbox.recover_after_crash)
+            if uncertain:
+                logger.warning("%s outbox messages were in flight; not resent", uncertain)
         try:
             handled = await send_due(app)
             if loop.time() - last_progress >= _PROGRESS_EVERY or not handled:
@@ -382,16 +395,15 @@ async def _start_loop(context: ConciergeContext) -> None:
     context.application.create_task(outbox_loop(context.application), name="outbox")
 
 
-async def start_outbox(app: Application[Any, Any, Any, Any, Any, Any], services: Services) -> None:
-    """At start: settle what a crash left in flight, then run the sender loop."""
-    uncertain = await services.call(outbox.recover_after_crash)
-    if uncertain:
-        logger.warning("%s outbox messages were in flight at the last stop; not resent", uncertain)
+async def start_outbox(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Run the sender loop (on the leading instance; it settles what a crash left first)."""
     if app.job_queue is not None:
         # Started once the application runs, so that stopping it waits for the loop.
         app.job_queue.run_once(_start_loop, when=0, name="outbox-start")
     if app.job_queue is not None:
-        app.job_queue.run_repeating(remind_events, interval=600, first=30, name="event-reminders")
+        app.job_queue.run_repeating(
+            leader_only(remind_events), interval=600, first=30, name="event-reminders"
+        )
 
 
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:

@@ -29,7 +29,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.app import ConciergeContext, Services
+from bot.app import ConciergeContext, Services, leader_only
 from bot.models import Case, CaseStatus
 from bot.services import associations, desk, members, rules_admin
 from bot.services import cases as case_service
@@ -885,13 +885,17 @@ def schedule_jobs(app: Application[Any, Any, Any, Any, Any, Any], services: Serv
     if app.job_queue is None:
         logger.warning("no job queue: reminders and digests are off")
         return
-    app.job_queue.run_repeating(check_deadlines, interval=120, first=5, name="deadlines")
+    app.job_queue.run_repeating(
+        leader_only(check_deadlines), interval=120, first=5, name="deadlines"
+    )
     digest_at = time(
         services.settings.digest_time.hour,
         services.settings.digest_time.minute,
         tzinfo=services.settings.zone,
     )
-    app.job_queue.run_daily(morning_digest, time=digest_at, days=(1, 2, 3, 4, 5), name="digest")
+    app.job_queue.run_daily(
+        leader_only(morning_digest), time=digest_at, days=(1, 2, 3, 4, 5), name="digest"
+    )
 
 
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:

@@ -7,11 +7,11 @@ from typing import Any
 
 from telegram import Update
 from telegram.constants import ParseMode
-from telegram.error import Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import Application
 
 from bot.app import ConciergeContext
-from bot.services import members
+from bot.services import inbox, members
 from bot.texts import text
 
 logger = logging.getLogger(__name__)
@@ -36,8 +36,17 @@ async def on_error(update: object, context: ConciergeContext) -> None:
     )
     if not isinstance(update, Update):
         return
-    # The update was not handled: if Telegram delivers it again, it gets another chance.
-    await services.call(members.forget_delivery, update_id=update.update_id)
+    # Not handled. Telegram unreachable: the inbox tries again later, the member hears nothing
+    # yet. Anything else: a repeat delivery gets another chance, and the member is told now.
+    retried = await services.call(
+        inbox.handling_failed,
+        update_id=update.update_id,
+        retry=isinstance(error, NetworkError) and not isinstance(error, BadRequest),
+        now=services.clock(),
+    )
+    if retried:
+        logger.warning("update %s will be tried again", update.update_id)
+        return
     chat = update.effective_chat
     if chat is None or chat.type != "private" or user_id is None:
         return

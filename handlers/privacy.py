@@ -11,7 +11,7 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
 
-from bot.app import ConciergeContext
+from bot.app import ConciergeContext, leader_only
 from bot.services import desk as desk_service
 from bot.services import privacy, retention
 from bot.texts import Html, text
@@ -111,7 +111,9 @@ async def nightly_retention(context: ConciergeContext) -> None:
 
 def schedule_retention(app: Application[Any, Any, Any, Any, Any, Any], zone: Any) -> None:
     if app.job_queue is not None:
-        app.job_queue.run_daily(nightly_retention, time=time(2, 30, tzinfo=zone), name="retention")
+        app.job_queue.run_daily(
+            leader_only(nightly_retention), time=time(2, 30, tzinfo=zone), name="retention"
+        )
 
 
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:

@@ -170,7 +170,8 @@ async def reply_with(
 async def confirm_case(context: ConciergeContext, outcome: Escalated, language: str) -> None:
     """Give the member the case number and the promise; remember the confirmation message."""
     case = outcome.case
-    if not outcome.new:
+    # Not new but never confirmed: the first attempt died before telling the member.
+    if not outcome.new and case.confirmation_message_id is not None:
         await send(
             context,
             case.chat_id,

@@ -11,7 +11,7 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
 
-from bot.app import ConciergeContext
+from bot.app import ConciergeContext, leader_only
 from bot.models import AssociationCategory
 from bot.services import associations
 from bot.services.associations import Prompt
@@ -345,5 +345,5 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(CallbackQueryHandler(entry_button, pattern=r"^ac:"))
     if app.job_queue is not None:
         app.job_queue.run_repeating(
-            remind_entries, interval=6 * 3600, first=60, name="entry-reminders"
+            leader_only(remind_entries), interval=6 * 3600, first=60, name="entry-reminders"
         )

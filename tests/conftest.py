@@ -123,5 +123,5 @@ async def running_bot(
     """The real Application, started as `concierge run` starts it, stopped at the end."""
     if webhook_port and settings.webhook_secret is None:
         settings = settings.model_copy(update={"webhook_secret": SecretStr("e2e-secret")})
-    async with serving(settings, services, webhook_port=webhook_port) as app:
+    async with serving(settings, services, webhook_port=webhook_port, poll_timeout=1) as app:
         yield app

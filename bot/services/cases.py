@@ -67,7 +67,11 @@ def create_case(
     case.reference = make_reference(case.id, now, hours.zone)
     session.add(
         CaseMessage(
-            case_id=case.id, direction=Direction.FROM_MEMBER, text=question, created_at=now
+            case_id=case.id,
+            direction=Direction.FROM_MEMBER,
+            text=question,
+            update_id=source_update_id,
+            created_at=now,
         )
     )
     session.commit()
@@ -95,6 +99,7 @@ def add_message(
     telegram_message_id: int | None = None,
     attachment_file_id: str | None = None,
     attachment_name: str | None = None,
+    update_id: int | None = None,
     now: datetime | None = None,
 ) -> CaseMessage:
     now = now or utcnow()
@@ -106,6 +111,7 @@ def add_message(
         telegram_message_id=telegram_message_id,
         attachment_file_id=attachment_file_id,
         attachment_name=attachment_name,
+        update_id=update_id,
         created_at=now,
     )
     case.updated_at = now

@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 
 from bot.models import (
     Case,
+    CaseMessage,
     CaseStatus,
     Direction,
     Feedback,
@@ -129,6 +130,26 @@ def receive_text(
     """A member wrote ``text``: join it to the case it answers, ask which, or route it."""
     now = now or utcnow()
     text = clean_text(text)[:MAX_QUESTION_CHARS]
+    if update_id is not None:
+        # The same update handled again (the reply failed, or the process died): the same
+        # outcome, nothing stored twice.
+        before = _handled_before(session, update_id)
+        if isinstance(before, CaseMessage):
+            case = session.get(Case, before.case_id)
+            if case is not None:
+                return AddedToCase(case, before.text)
+        elif before is not None:
+            return route_question(
+                session=session,
+                routing=routing,
+                policy=policy,
+                member_id=member_id,
+                chat_id=chat_id,
+                text=before.text,
+                language=language,
+                update_id=update_id,
+                now=now,
+            )
     reopen_since = now - timedelta(days=policy.reopen_days)
     if reply_to_message_id is not None:
         # A reply to anything the bot said in a case belongs to that case, open or not.
@@ -137,11 +158,16 @@ def receive_text(
         )
         if replied is not None and replied.status != CaseStatus.CLOSED:
             case_service.add_message(
-                session=session, case=replied, direction=Direction.FROM_MEMBER, text=text, now=now
+                session=session,
+                case=replied,
+                direction=Direction.FROM_MEMBER,
+                text=text,
+                update_id=update_id,
+                now=now,
             )
             return AddedToCase(replied, text)
         if replied is not None and replied.closed_at and replied.closed_at >= reopen_since:
-            return _reopen_with(session, policy, replied, text, now)
+            return _reopen_with(session, policy, replied, text, now, update_id)
     open_case = case_service.open_case_of(session=session, member_id=member_id)
     if open_case is not None and open_case.id is not None:
         # "Right after" counts from the bot's last message in the case, not from the member's
@@ -156,6 +182,7 @@ def receive_text(
                 case=open_case,
                 direction=Direction.FROM_MEMBER,
                 text=text,
+                update_id=update_id,
                 now=now,
             )
             return AddedToCase(open_case, text)
@@ -217,13 +244,23 @@ def _ask_which(
 
 
 def _reopen_with(
-    session: Session, policy: ConversationPolicy, case: Case, text: str, now: datetime
+    session: Session,
+    policy: ConversationPolicy,
+    case: Case,
+    text: str,
+    now: datetime,
+    update_id: int | None = None,
 ) -> AddedToCase:
     reopen_case(
         session=session, case=case, hours=policy.hours, business_days=policy.business_days, now=now
     )
     case_service.add_message(
-        session=session, case=case, direction=Direction.FROM_MEMBER, text=text, now=now
+        session=session,
+        case=case,
+        direction=Direction.FROM_MEMBER,
+        text=text,
+        update_id=update_id,
+        now=now,
     )
     return AddedToCase(case, text, reopened=True)
 
@@ -248,7 +285,9 @@ def route_question(
     if decision.reason == "unreadable":
         # "👍", "????", "asdfgh": nothing for a person to work on; ask for words.
         return SmallTalk("need_words")
-    question = _record_question(session, member_id, text, decision, routing, now)
+    question = _handled_before(session, update_id) if update_id is not None else None
+    if not isinstance(question, Question):
+        question = _record_question(session, member_id, text, decision, routing, now, update_id)
     if decision.action == "escalate":
         case, new = case_service.create_case(
             session=session,
@@ -284,6 +323,7 @@ def _record_question(
     decision: Decision,
     routing: Routing,
     now: datetime,
+    update_id: int | None = None,
 ) -> Question:
     rules = {rule.id: rule for rule in routing.table.rules}
     candidates = [
@@ -303,11 +343,20 @@ def _record_question(
         rule=decision.rule,
         article=decision.article,
         candidates=json.dumps(candidates, ensure_ascii=False),
+        update_id=update_id,
         created_at=now,
     )
     session.add(question)
     session.commit()
     return question
+
+
+def _handled_before(session: Session, update_id: int) -> Question | CaseMessage | None:
+    """What an update left behind when it was handled before: its question or case message."""
+    question = session.exec(select(Question).where(Question.update_id == update_id)).first()
+    if question is not None:
+        return question
+    return session.exec(select(CaseMessage).where(CaseMessage.update_id == update_id)).first()
 
 
 def _own_question(session: Session, question_id: int, member_id: int) -> Question:

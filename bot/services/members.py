@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from bot.models import Member, ProcessedUpdate, utcnow
+from bot.models import Member, utcnow
 
 SUPPORTED_LANGUAGES = ("sv", "en")
 
@@ -69,25 +69,6 @@ def mark_unreachable(*, session: Session, user_id: int) -> None:
         session.commit()
 
 
-def forget_delivery(*, session: Session, update_id: int) -> None:
-    """Handling failed: a redelivery of the update may be handled again."""
-    found = session.get(ProcessedUpdate, update_id)
-    if found is not None:
-        session.delete(found)
-        session.commit()
-
-
 def language_of(*, session: Session, user_id: int, fallback: str) -> str:
     member = session.get(Member, user_id)
     return member.language if member is not None else fallback
-
-
-def first_delivery(*, session: Session, update_id: int, now: datetime | None = None) -> bool:
-    """Record a Telegram update id; ``False`` when it was seen before (a repeat delivery)."""
-    session.add(ProcessedUpdate(update_id=update_id, processed_at=now or utcnow()))
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        return False
-    return True

@@ -14,10 +14,11 @@ from bot.models import (
     DeskMessage,
     ExampleQuestion,
     Feedback,
+    InboxState,
+    InboxUpdate,
     OutboxMessage,
     OutboxStatus,
     PendingMessage,
-    ProcessedUpdate,
     Question,
     ReminderSent,
     RetentionRun,
@@ -83,7 +84,10 @@ def run(*, session: Session, now: datetime, question_days: int, case_days: int) 
     count(
         "processed update ids",
         session.execute(
-            sa.delete(ProcessedUpdate).where(col(ProcessedUpdate.processed_at) < now - _UPDATE_IDS)
+            sa.delete(InboxUpdate).where(
+                col(InboxUpdate.state).in_((InboxState.DONE, InboxState.FAILED)),
+                col(InboxUpdate.received_at) < now - _UPDATE_IDS,
+            )
         ),
     )
     count(
