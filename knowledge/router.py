@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 Action = Literal["answer", "clarify", "escalate"]
 ESCALATE_CLASS = "escalate"
 # Bumped whenever analysis or training changes, so cached weights of an older router are not used.
-MODEL_VERSION = "2"
+MODEL_VERSION = "3"
 
 # A reference to a specific case: our own (F-2026-0042), or a number after a word naming a case.
 # After "ansökan" only a number shaped like a reference counts: "ansökan 2026" is a year.
@@ -190,13 +190,17 @@ class Router:
         for position, (_, _, _, parts) in enumerate(self._keywords):
             for stem in sorted(set().union(*parts)):
                 self._keywords_by_stem.setdefault(stem, []).append(position)
-        self._outside_places = {fold(place): place for place in table.escalation.outside_places}
+        self._outside_places = {
+            fold(place): place for place in table.escalation.outside_places.all()
+        }
         self._long_person_phrases = [
-            fold(phrase) for phrase in table.escalation.person_phrases if len(fold(phrase)) >= 10
+            fold(phrase)
+            for phrase in table.escalation.person_phrases.all()
+            if len(fold(phrase)) >= 10
         ]
         self._person_phrases = [
             (fold(phrase), [stems(w) for w in words(phrase)])
-            for phrase in table.escalation.person_phrases
+            for phrase in table.escalation.person_phrases.all()
         ]
 
     # -- building --------------------------------------------------------------------------
@@ -214,15 +218,15 @@ class Router:
         classes = list(departments)
         docs: list[tuple[str, str | None, str]] = []  # (class, rule id, text)
         for rule in table.rules:
-            docs.extend((rule.department, rule.id, text) for text in rule.examples)
-            docs.extend((rule.department, rule.id, text) for text in rule.keywords)
+            docs.extend((rule.department, rule.id, text) for text in rule.examples.all())
+            docs.extend((rule.department, rule.id, text) for text in rule.keywords.all())
         for department in table.departments:
             docs.extend((department.id, None, name) for name in _department_names(department))
         escalation = table.escalation
         escalation_texts = [
-            *escalation.examples,
-            *escalation.person_phrases,
-            *escalation.out_of_scope,
+            *escalation.examples.all(),
+            *escalation.person_phrases.all(),
+            *escalation.out_of_scope.all(),
         ]
         if escalation_texts:
             classes.append(ESCALATE_CLASS)
@@ -290,7 +294,7 @@ class Router:
         """(department, rule or None, keyword, stems per word); department names count too."""
         compiled: list[tuple[str, str | None, str, list[frozenset[str]]]] = []
         for rule in table.rules:
-            for keyword in rule.keywords:
+            for keyword in rule.keywords.all():
                 parts = self._analyzer.phrase_stems(keyword)
                 if parts:
                     compiled.append((rule.department, rule.id, keyword, parts))

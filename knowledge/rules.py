@@ -8,7 +8,7 @@ file is never half-applied.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -22,6 +22,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from knowledge.text import LANGUAGES, Language
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_\-]*$"
 
@@ -49,6 +51,66 @@ class Department(_Frozen):
     contact: Contact = Contact()
 
 
+# The table holds phrases in the languages ``knowledge.text`` can analyse. A flat list in the
+# YAML is Swedish; ``{sv: [...], en: [...], ar: [...]}`` gives one list per language.
+# The fields written as phrases per language, for error messages about an unknown language.
+_PHRASE_FIELDS = frozenset(
+    {"keywords", "examples", "person_phrases", "out_of_scope", "outside_places"}
+)
+
+
+class Phrases(_Frozen):
+    """Phrases per language: a flat YAML list (Swedish) or one list per language.
+
+    ``len()`` counts the phrases of every language; ``all()`` gives them in the order sv, en, ar.
+    """
+
+    sv: tuple[str, ...] = ()
+    en: tuple[str, ...] = ()
+    ar: tuple[str, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_list_is_swedish(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return {"sv": value}
+        if not isinstance(value, dict | Phrases):
+            raise ValueError(
+                f"must be a list (one '- item' per line) or one list per language "
+                f"({', '.join(f'{language}:' for language in LANGUAGES)}), not {value!r}"
+            )
+        return value
+
+    @field_validator(*LANGUAGES)
+    @classmethod
+    def _no_blank_entries(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            if not entry.strip():
+                raise ValueError("an entry is empty; remove it or write the words")
+        return tuple(entry.strip() for entry in value)
+
+    def of(self, language: Language) -> tuple[str, ...]:
+        """The phrases written in ``language``."""
+        return tuple(getattr(self, language))
+
+    def all(self) -> tuple[str, ...]:
+        return (*self.sv, *self.en, *self.ar)
+
+    def by_language(self) -> Iterator[tuple[Language, str]]:
+        for language in LANGUAGES:
+            for phrase in self.of(language):
+                yield language, phrase
+
+    def adding(self, language: Language, phrases: Iterable[str]) -> Phrases:
+        """A copy with ``phrases`` appended to ``language`` (those already there are skipped)."""
+        current = list(self.of(language))
+        current += [phrase for phrase in phrases if phrase not in current]
+        return self.model_copy(update={language: tuple(current)})
+
+    def __len__(self) -> int:
+        return len(self.sv) + len(self.en) + len(self.ar)
+
+
 class Rule(_Frozen):
     id: str = Field(pattern=ID_PATTERN, max_length=64)
     department: str
@@ -56,16 +118,8 @@ class Rule(_Frozen):
     # The answer depends on the kind of association ("what grants can we apply for?"): with a
     # registered association the router answers for its category (see ``categories``).
     by_category: bool = False
-    keywords: tuple[str, ...] = ()
-    examples: tuple[str, ...] = ()
-
-    @field_validator("keywords", "examples")
-    @classmethod
-    def _no_blank_entries(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for entry in value:
-            if not entry.strip():
-                raise ValueError("an entry is empty; remove it or write the words")
-        return tuple(entry.strip() for entry in value)
+    keywords: Phrases = Phrases()
+    examples: Phrases = Phrases()
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
@@ -102,10 +156,10 @@ class Escalation(_Frozen):
     questions naming another municipality (``outside_places``).
     """
 
-    person_phrases: tuple[str, ...] = ()
-    examples: tuple[str, ...] = ()
-    out_of_scope: tuple[str, ...] = ()
-    outside_places: tuple[str, ...] = ()
+    person_phrases: Phrases = Phrases()
+    examples: Phrases = Phrases()
+    out_of_scope: Phrases = Phrases()
+    outside_places: Phrases = Phrases()
 
 
 class CategoryRoute(_Frozen):
@@ -322,6 +376,11 @@ _TYPE_WORDS = {
 def _describe(error: dict[str, Any]) -> str:
     loc = ".".join(str(part) for part in error["loc"])
     kind = error["type"]
+    if kind == "extra_forbidden" and len(error["loc"]) >= 2 and error["loc"][-2] in _PHRASE_FIELDS:
+        return (
+            f"{loc}: '{error['loc'][-1]}' is not a language of the routing table; "
+            f"use {', '.join(LANGUAGES[:-1])} or {LANGUAGES[-1]} (a flat list is Swedish)"
+        )
     if kind == "extra_forbidden":
         return f"unknown key '{error['loc'][-1]}' at {loc}; remove it or check its spelling"
     if kind == "missing":

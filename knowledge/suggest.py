@@ -19,7 +19,7 @@ from knowledge.evaluation import LabelledQuestion
 from knowledge.regression import RegressionReport, anonymise, compare
 from knowledge.router import Router, RouterOptions
 from knowledge.rules import RoutingTable, Rule
-from knowledge.text import STOPWORDS, stems, words
+from knowledge.text import STOPWORDS, Language, detect_language, stems, words
 
 _SIMILAR = 55.0  # token_set_ratio at which two questions belong to one group
 _MAX_EXAMPLES = 5
@@ -40,6 +40,8 @@ class Proposal:
     questions: list[str]
     keywords: list[str] = field(default_factory=list)
     examples: list[str] = field(default_factory=list)
+    # The language the questions are written in: where the keywords and examples would go.
+    language: Language = "sv"
     placed_before: int = 0
     placed_after: int = 0
 
@@ -49,9 +51,9 @@ class Proposal:
             f"'{_short(anonymise(self.questions[0]))}'",
         ]
         if self.keywords:
-            lines.append(f"  add keywords: [{', '.join(self.keywords)}]")
+            lines.append(f"  add keywords ({self.language}): [{', '.join(self.keywords)}]")
         if self.examples:
-            lines.append("  add examples:")
+            lines.append(f"  add examples ({self.language}):")
             lines.extend(f"    - {example}" for example in self.examples)
         total = len(self.questions)
         lines.append(
@@ -102,7 +104,8 @@ def _nearest_rule(table: RoutingTable, department: str, texts: list[str]) -> Rul
     if not rules:
         return None
     choices = {
-        index: " ".join((*rule.examples, *rule.keywords)) for index, rule in enumerate(rules)
+        index: " ".join((*rule.examples.all(), *rule.keywords.all()))
+        for index, rule in enumerate(rules)
     }
     best = process.extractOne(" ".join(texts), choices, scorer=fuzz.token_set_ratio)
     return rules[best[2]] if best else rules[0]
@@ -110,7 +113,7 @@ def _nearest_rule(table: RoutingTable, department: str, texts: list[str]) -> Rul
 
 def _new_keywords(rule: Rule, texts: list[str], limit: int = 3) -> list[str]:
     known: set[str] = set()
-    for phrase in (*rule.keywords, *rule.examples):
+    for phrase in (*rule.keywords.all(), *rule.examples.all()):
         for word in words(phrase):
             known |= stems(word)
     counts: Counter[str] = Counter()
@@ -130,14 +133,11 @@ def _with_proposals(table: RoutingTable, proposals: list[Proposal]) -> RoutingTa
     rules = []
     for rule in table.rules:
         extra = by_rule.get(rule.id, [])
-        keywords = list(rule.keywords)
-        examples = list(rule.examples)
+        keywords, examples = rule.keywords, rule.examples
         for proposal in extra:
-            keywords += [k for k in proposal.keywords if k not in keywords]
-            examples += [e for e in proposal.examples if e not in examples]
-        rules.append(
-            rule.model_copy(update={"keywords": tuple(keywords), "examples": tuple(examples)})
-        )
+            keywords = keywords.adding(proposal.language, proposal.keywords)
+            examples = examples.adding(proposal.language, proposal.examples)
+        rules.append(rule.model_copy(update={"keywords": keywords, "examples": examples}))
     return table.model_copy(update={"rules": tuple(rules)})
 
 
@@ -163,6 +163,7 @@ def suggest(
             questions=texts,
             keywords=_new_keywords(rule, texts),
             examples=[anonymise(text) for text in texts[:_MAX_EXAMPLES]],
+            language=detect_language(" ".join(texts)) or "sv",
         )
         proposal.placed_before = sum(_answers(router, text, department) for text in texts)
         proposals.append(proposal)

@@ -4,6 +4,13 @@ Everything the router compares goes through ``Analyzer.features`` so that the ro
 member's question are seen the same way: case and diacritics folded (å/ä/ö typed as a/a/o), words
 stemmed with the Swedish and the English Snowball stemmers, Swedish compounds split into parts the
 table knows, and unknown words mapped to the nearest known word (rapidfuzz) to survive typos.
+
+Arabic is normalised as is usual for Arabic retrieval — short vowels and other marks (tashkeel)
+and the tatweel dropped, أ إ آ ٱ → ا, ى → ي, ة → ه, Arabic-Indic digits → 0–9 — and stemmed twice:
+with the Snowball Arabic stemmer and with a light stemmer (the clitics و ال بال لل …, the common
+suffixes), as members write the same word with different prefixes and endings. Arabic words are
+never split as compounds (Arabic has none to split) nor "repaired" to a near known word: a word
+one letter away is too often another word of the same root.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Literal
 
 import Stemmer
 from rapidfuzz import fuzz, process
@@ -25,8 +33,13 @@ _MIN_COMPOUND_PART = 3
 _MIN_TYPO_LENGTH = 6
 
 _TOKEN_RE = re.compile(r"[^\W_]+", re.UNICODE)
+_ARABIC_RE = re.compile(r"[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff]")
 
-_STOPWORD_TEXT = """
+# The languages the analysis knows (Snowball stemmers, function words, language detection).
+Language = Literal["sv", "en", "ar"]
+LANGUAGES: tuple[Language, ...] = ("sv", "en", "ar")
+
+_SWEDISH_STOPWORDS = """
     och i att det som en på är av för med till den har de inte om ett han men var jag sig från
     vi så kan man när år säga hon under också efter eller nu sin där vid mot ska skall då sina
     vara blev mycket här hur vad vem vilken vilka vilket varför finns få får går gör göra ha
@@ -34,12 +47,40 @@ _STOPWORD_TEXT = """
     allt andra annan annat bara blir detta dessa denna deras dess ens hos in ju mer ut upp sedan
     själv skulle sådan sådana utan varit vart vill vilja kunna kunde måste behöver behov jo nej
     ja tack hej hallå
+"""
+_ENGLISH_STOPWORDS = """
     a an and are as at be but by do does for from have how i if in is it me my of on or our so
     that the their there this to us was we what when where which who why will with would you
     your can could should please hi hello thanks thank any some about
 """
+_ARABIC_STOPWORDS = """
+    في من على إلى الى عن مع هل ما ماذا كيف متى أين اين لماذا لمن بمن هو هي هم هن نحن أنا انا
+    أنت انت أنتم انتم هذا هذه ذلك تلك هؤلاء التي الذي الذين او أو ثم لا نعم لكن كان كانت يكون
+    إن أن ان قد لقد كل بعض أي اي عند عندنا عندي لدينا لدي لنا لي لك له لها به بها فيه فيها منه
+    منها عليه عليها حتى إذا اذا أيضا ايضا غير بين يمكن يمكننا يمكنني نستطيع أستطيع استطيع نريد
+    أريد اريد نود أود اود نحتاج أحتاج احتاج هناك هنا ممكن لو سمحت من فضلك شكرا مرحبا السلام
+    عليكم أم وهل فهل كم
+"""
 
-_FOLD_TABLE = str.maketrans({"æ": "a", "ø": "o", "ß": "ss", "ð": "d", "þ": "th", "ł": "l"})
+_FOLD_TABLE = str.maketrans(
+    {
+        "æ": "a",
+        "ø": "o",
+        "ß": "ss",
+        "ð": "d",
+        "þ": "th",
+        "ł": "l",
+        # Arabic, after NFKD has already taken the hamza and madda off أ إ آ ؤ ئ:
+        "\u0640": None,  # tatweel (ـ), drawn only to stretch a word
+        "\u0671": "\u0627",  # ٱ → ا
+        "\u0649": "\u064a",  # ى → ي
+        "\u0629": "\u0647",  # ة → ه
+        "\u06cc": "\u064a",  # Persian ی → ي (Persian keyboards)
+        "\u06a9": "\u0643",  # Persian ک → ك
+        **{chr(0x0660 + digit): str(digit) for digit in range(10)},  # ٠–٩
+        **{chr(0x06F0 + digit): str(digit) for digit in range(10)},  # ۰–۹
+    }
+)
 
 
 @lru_cache(maxsize=1)
@@ -55,12 +96,19 @@ def _drop_table() -> dict[int, str | None]:
 
 
 def fold(text: str) -> str:
-    """Lower-case, drop diacritics (å→a, ä→a, ö→o, é→e) and control characters."""
+    """Lower-case, drop diacritics (å→a, ä→a, ö→o, é→e), tashkeel and control characters."""
     return unicodedata.normalize("NFKD", text.casefold()).translate(_drop_table())
 
 
 # Function words carry little routing signal: never repaired, split or cut into n-grams.
-STOPWORDS = frozenset(fold(word) for word in _STOPWORD_TEXT.split())
+_STOPWORDS_BY_LANGUAGE: dict[Language, frozenset[str]] = {
+    "sv": frozenset(fold(word) for word in _SWEDISH_STOPWORDS.split()),
+    "en": frozenset(fold(word) for word in _ENGLISH_STOPWORDS.split()),
+    "ar": frozenset(fold(word) for word in _ARABIC_STOPWORDS.split()),
+}
+STOPWORDS = frozenset().union(*_STOPWORDS_BY_LANGUAGE.values())
+_ONLY_SWEDISH = _STOPWORDS_BY_LANGUAGE["sv"] - _STOPWORDS_BY_LANGUAGE["en"]
+_ONLY_ENGLISH = _STOPWORDS_BY_LANGUAGE["en"] - _STOPWORDS_BY_LANGUAGE["sv"]
 
 
 def words(text: str) -> list[str]:
@@ -68,16 +116,77 @@ def words(text: str) -> list[str]:
     return _TOKEN_RE.findall(fold(text[:MAX_ANALYSED_CHARS]))
 
 
+def detect_language(text: str) -> Language | None:
+    """The language ``text`` is most likely written in, or ``None`` when it does not tell.
+
+    Arabic by its script; Swedish or English by their function words and by å, ä and ö.
+    """
+    found = words(text)
+    arabic = sum(1 for word in found if is_arabic(word))
+    if arabic and arabic * 2 >= len(found):
+        return "ar"
+    swedish = sum(1 for word in found if word in _ONLY_SWEDISH)
+    swedish += sum(1 for char in text[:MAX_ANALYSED_CHARS] if char in "åäöÅÄÖ")
+    english = sum(1 for word in found if word in _ONLY_ENGLISH)
+    if swedish == english:
+        return None
+    return "sv" if swedish > english else "en"
+
+
 @lru_cache(maxsize=1)
-def _stemmers() -> tuple[Stemmer.Stemmer, Stemmer.Stemmer]:
-    return Stemmer.Stemmer("swedish"), Stemmer.Stemmer("english")
+def _stemmers() -> tuple[Stemmer.Stemmer, Stemmer.Stemmer, Stemmer.Stemmer]:
+    return Stemmer.Stemmer("swedish"), Stemmer.Stemmer("english"), Stemmer.Stemmer("arabic")
+
+
+def is_arabic(word: str) -> bool:
+    """Whether ``word`` is written in Arabic script."""
+    return _ARABIC_RE.search(word) is not None
 
 
 @lru_cache(maxsize=200_000)
 def stems(word: str) -> frozenset[str]:
-    """Swedish and English stems of a folded word (often the same string)."""
-    swedish, english = _stemmers()
+    """Stems of a folded word: Swedish and English, or for an Arabic word two Arabic stems."""
+    swedish, english, arabic = _stemmers()
+    if is_arabic(word):
+        # Snowball knows ة (a suffix it removes); the folded word has ه in its place.
+        snowball = arabic.stemWord(word[:-1] + "\u0629" if word.endswith("\u0647") else word)
+        return frozenset((snowball, arabic_light_stem(word)))
     return frozenset((swedish.stemWord(word), english.stemWord(word)))
+
+
+_ARABIC_PREFIXES = ("وال", "بال", "كال", "فال", "ال", "لل")
+# Possessive endings ("our", "their" …); after ت they stand on a ة (جمعيتنا = جمعية + نا).
+_ARABIC_POSSESSIVES = ("تكما", "تهما", "كما", "هما", "تنا", "تها", "تهم", "تكم", "تهن")
+_ARABIC_POSSESSIVES_SHORT = ("نا", "هم", "كم", "هن")
+_ARABIC_SUFFIXES = ("ها", "ان", "ات", "ون", "ين", "يه", "ه", "ي")
+
+
+def arabic_light_stem(word: str) -> str:
+    """Light stemming of a folded Arabic word (after Larkey, Ballesteros & Connell's "light10").
+
+    و, then one article prefix (ال and its forms with a preposition), then a possessive ending
+    (جمعيتنا → جمعيه), then each common suffix once, as long as enough letters remain:
+    الجمعيات → جمع, وبالمسبح → مسبح, مكتبتنا → مكتب.
+    """
+    if len(word) > 3 and word.startswith("و"):
+        word = word[1:]
+    for prefix in _ARABIC_PREFIXES:
+        if word.startswith(prefix) and len(word) - len(prefix) >= 2:
+            word = word[len(prefix) :]
+            break
+    for ending in _ARABIC_POSSESSIVES:
+        if word.endswith(ending) and len(word) - len(ending) >= 3:
+            word = word[: -len(ending)] + ("\u0647" if ending.startswith("ت") else "")
+            break
+    else:
+        for ending in _ARABIC_POSSESSIVES_SHORT:
+            if word.endswith(ending) and len(word) - len(ending) >= 3:
+                word = word[: -len(ending)]
+                break
+    for suffix in _ARABIC_SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 2:
+            word = word[: -len(suffix)]
+    return word
 
 
 @dataclass
@@ -117,7 +226,7 @@ class Vocabulary:
         Tries the longest known head first, allowing the linking ``s`` (förening-s-bidrag).
         Returns ``[]`` when the word cannot be split completely into known parts.
         """
-        if depth > 3 or len(word) < 2 * _MIN_COMPOUND_PART:
+        if depth > 3 or len(word) < 2 * _MIN_COMPOUND_PART or is_arabic(word):
             return []
         for cut in range(len(word) - _MIN_COMPOUND_PART, _MIN_COMPOUND_PART - 1, -1):
             head, tail = word[:cut], word[cut:]
@@ -140,7 +249,7 @@ class Vocabulary:
 
     def nearest(self, word: str) -> tuple[str, float] | None:
         """The known word closest to a misspelt ``word`` (rapidfuzz), with its similarity 0–1."""
-        if len(word) < _MIN_TYPO_LENGTH:
+        if len(word) < _MIN_TYPO_LENGTH or is_arabic(word):
             return None
         if word in self._nearest_cache:
             return self._nearest_cache[word]

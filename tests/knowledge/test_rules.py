@@ -19,7 +19,10 @@ EVAL_README = Path("/work/shared/eval/README.md")
 
 
 def valid_table() -> str:
-    """A small table that loads: three departments, four rules, person phrases."""
+    """A small table that loads: three departments, four rules, person phrases.
+
+    Phrases are written both ways: flat lists (Swedish) and one list per language.
+    """
     return """\
 version: 1
 thresholds:
@@ -29,8 +32,9 @@ thresholds:
   max_candidates: 3
 escalation:
   person_phrases:
-    - prata med en människa
-    - talk to a human
+    sv: [prata med en människa]
+    en: [talk to a human]
+    ar: [أريد التحدث مع شخص]
   examples:
     - Vi har väntat länge på svar om vår ansökan.
 departments:
@@ -70,8 +74,13 @@ rules:
     department: fastighet
     keywords: [hyra lokal, felanmälan]
     examples:
-      - Vi vill hyra en lokal av kommunen för vår förening.
-      - Dörren i lokalen vi hyr är trasig, vem fixar den?
+      sv:
+        - Vi vill hyra en lokal av kommunen för vår förening.
+        - Dörren i lokalen vi hyr är trasig, vem fixar den?
+      en:
+        - The door of the room we rent from the city is broken.
+      ar:
+        - نريد استئجار مقر من البلدية لجمعيتنا
 """
 
 
@@ -124,7 +133,35 @@ def test_valid_table_loads(tmp_path: Path) -> None:
     assert [department.id for department in table.departments] == ["fritid", "kultur", "fastighet"]
     assert [rule.id for rule in table.rules] == ["halltider", "lok_stod", "kulturstod", "lokaler"]
     assert table.thresholds.answer == 0.5
-    assert table.escalation.person_phrases == ("prata med en människa", "talk to a human")
+    assert table.escalation.person_phrases.sv == ("prata med en människa",)
+    assert table.escalation.person_phrases.en == ("talk to a human",)
+    assert table.escalation.person_phrases.ar == ("أريد التحدث مع شخص",)
+
+
+def test_a_flat_list_is_swedish_and_a_mapping_has_one_list_per_language(tmp_path: Path) -> None:
+    rules = {rule.id: rule for rule in load_rules(write(tmp_path, valid_table())).rules}
+    flat = rules["halltider"]
+    assert flat.examples.sv == (
+        "Hur bokar vi träningstider i en idrottshall?",
+        "Vi behöver fler halltider för vårt innebandylag.",
+    )
+    assert flat.examples.en == flat.examples.ar == ()
+    per_language = rules["lokaler"].examples
+    assert len(per_language.sv) == 2
+    assert per_language.en == ("The door of the room we rent from the city is broken.",)
+    assert per_language.ar == ("نريد استئجار مقر من البلدية لجمعيتنا",)
+    assert len(per_language) == 4
+    assert per_language.all() == (*per_language.sv, *per_language.en, *per_language.ar)
+
+
+def test_a_rule_may_have_phrases_in_one_other_language_only(tmp_path: Path) -> None:
+    text = valid_table() + (
+        "  - id: nycklar\n    department: fastighet\n"
+        "    keywords:\n      ar: [مفتاح, بطاقة الدخول]\n"
+    )
+    rule = load_rules(write(tmp_path, text)).rules[-1]
+    assert rule.keywords.ar == ("مفتاح", "بطاقة الدخول")
+    assert not rule.examples
 
 
 def test_valid_table_loads_with_its_articles_known(tmp_path: Path) -> None:
@@ -260,6 +297,61 @@ def test_empty_keyword_entry_in_a_block_list(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Phrases per language
+
+
+def test_unknown_language_is_named_at_its_line(tmp_path: Path) -> None:
+    text = edit(
+        valid_table(),
+        "      en:\n        - The door",
+        "      fr:\n        - La porte du local est cassée.\n      en:\n        - The door",
+    )
+    line, message = one_error(write(tmp_path, text))
+    assert line == line_of(text, "fr:")
+    assert "rules.3.examples.fr" in message
+    assert "'fr' is not a language of the routing table" in message
+    assert "use sv, en or ar" in message
+
+
+def test_empty_entry_in_a_language_list(tmp_path: Path) -> None:
+    text = edit(valid_table(), "    en: [talk to a human]\n", '    en: [talk to a human, ""]\n')
+    line, message = one_error(write(tmp_path, text))
+    assert line == line_of(text, "en: [talk to a human,")
+    assert "escalation.person_phrases.en" in message
+    assert "an entry is empty; remove it or write the words" in message
+
+
+def test_language_list_that_is_text(tmp_path: Path) -> None:
+    text = edit(
+        valid_table(),
+        "    ar: [أريد التحدث مع شخص]\n",
+        "    ar: أريد التحدث مع شخص\n",
+    )
+    line, message = one_error(write(tmp_path, text))
+    assert line == line_of(text, "ar: أريد")
+    assert "escalation.person_phrases.ar" in message
+    assert "must be a list" in message
+
+
+def test_language_mapping_without_any_phrase_is_an_empty_rule(tmp_path: Path) -> None:
+    text = valid_table() + "  - id: tom\n    department: kultur\n    examples: {sv: [], en: []}\n"
+    line, message = one_error(write(tmp_path, text))
+    assert line == line_of(text, "- id: tom")
+    assert "rule 'tom' has neither keywords nor examples" in message
+
+
+def test_phrases_per_language_change_the_content_hash(tmp_path: Path) -> None:
+    first = load_rules(write(tmp_path, valid_table())).content_hash()
+    # The same phrases, one of them filed under another language.
+    moved = edit(
+        valid_table(),
+        "    sv: [prata med en människa]\n    en: [talk to a human]\n",
+        "    sv: [prata med en människa, talk to a human]\n",
+    )
+    assert load_rules(write(tmp_path, moved, "moved.yaml")).content_hash() != first
+
+
+# ---------------------------------------------------------------------------------------------
 # Thresholds
 
 
@@ -310,6 +402,7 @@ def test_examples_that_are_a_number_instead_of_a_list(tmp_path: Path) -> None:
     assert "examples" in message
     # The admin writes YAML: the fix is "make it a list", not Python's "tuple".
     assert "list" in message, message
+    assert "sv:, en:, ar:" in message  # and that it may be one list per language
 
 
 # ---------------------------------------------------------------------------------------------
