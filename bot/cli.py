@@ -95,6 +95,63 @@ def run_bot() -> None:
     run(settings, services)
 
 
+@main.command("sandbox")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port of the page on 127.0.0.1 (the next free one if it is taken; 0: any).",
+)
+@click.option(
+    "--database",
+    default=None,
+    help="SQLite file (or database URL) to keep between runs; default: a fresh one each time.",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder for the copy of the routing table (kept); default: a temporary folder.",
+)
+@click.option(
+    "--open/--no-open",
+    "open_browser",
+    default=None,
+    help="Open the page in a browser (default: when there is a display).",
+)
+def sandbox(
+    port: int, database: str | None, workdir: Path | None, open_browser: bool | None
+) -> None:
+    """Try the bot in a browser, without Telegram: made-up members and coordinators."""
+    import asyncio
+
+    from bot.config import SettingsInvalid
+    from bot.sandbox import serve
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its URLs contain the token
+    try:
+        asyncio.run(
+            serve(
+                echo=click.echo,
+                port=port,
+                database=database,
+                workdir=workdir,
+                open_browser=open_browser,
+            )
+        )
+    except KeyboardInterrupt:
+        click.echo("Stopped.")
+    except RulesInvalid as exc:
+        _fail_invalid(exc)
+    except SettingsInvalid as exc:
+        click.echo(f"Cannot start the sandbox: {exc}", err=True)
+        sys.exit(2)
+    except (SQLAlchemyError, OSError) as exc:
+        click.echo(f"Cannot start the sandbox: {exc}", err=True)
+        sys.exit(2)
+
+
 @main.command()
 @_RULES_OPTION
 @_KNOWLEDGE_OPTION

@@ -32,6 +32,7 @@ from ._server import DEFAULT_TOKEN, LoopbackBotApi
 from ._state import (
     CallbackAnswer,
     ChatAction,
+    ChatState,
     DelayRule,
     FailureRule,
     RequestRecord,
@@ -46,6 +47,7 @@ __all__ = [
     "ApiError",
     "CallbackAnswer",
     "ChatAction",
+    "ChatState",
     "DelayRule",
     "FailureRule",
     "LoopbackBotApi",
