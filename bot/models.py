@@ -368,7 +368,7 @@ class InboxState(StrEnum):
     )
     WORKING = "working"  # an instance handles it until lease_until
     DONE = "done"  # handled (or a repeat delivery); the payload is gone
-    FAILED = "failed"  # given up after attempts; the member was told
+    FAILED = "failed"  # given up; the member was told; kept until retention
 
 
 class InboxUpdate(SQLModel, table=True):

@@ -108,6 +108,17 @@ def store(
     return fresh
 
 
+def _due(now: datetime) -> sa.ColumnElement[bool]:
+    """Waiting for a retry whose time has come, or held by an instance whose lease ran out."""
+    return sa.or_(
+        sa.and_(
+            col(InboxUpdate.state) == InboxState.PENDING,
+            sa.or_(col(InboxUpdate.available_at).is_(None), col(InboxUpdate.available_at) <= now),
+        ),
+        sa.and_(col(InboxUpdate.state) == InboxState.WORKING, col(InboxUpdate.lease_until) < now),
+    )
+
+
 def claim_due(
     *, session: Session, owner: str, limit: int = 100, now: datetime | None = None
 ) -> list[Claimed]:
@@ -115,47 +126,30 @@ def claim_due(
     now = now or utcnow()
     waiting = session.exec(
         select(InboxUpdate.update_id)
-        .where(
-            sa.or_(
-                sa.and_(
-                    col(InboxUpdate.state) == InboxState.PENDING,
-                    sa.or_(
-                        col(InboxUpdate.available_at).is_(None),
-                        col(InboxUpdate.available_at) <= now,
-                    ),
-                ),
-                sa.and_(
-                    col(InboxUpdate.state) == InboxState.WORKING,
-                    col(InboxUpdate.lease_until) < now,
-                ),
-            )
-        )
+        .where(_due(now))
         .order_by(col(InboxUpdate.update_id))
         .limit(limit)
     ).all()
     taken: list[Claimed] = []
     for update_id in waiting:
-        row = session.get(InboxUpdate, update_id)
-        if row is None:
-            continue
-        # Compare-and-set: only if nobody took it since we looked.
+        # Compare-and-set: the condition again, in the UPDATE itself, so that of two instances
+        # looking at once only one takes it.
         result = session.execute(
             sa.update(InboxUpdate)
-            .where(
-                col(InboxUpdate.update_id) == update_id,
-                col(InboxUpdate.state) == row.state,
-                col(InboxUpdate.attempts) == row.attempts,
-            )
+            .where(col(InboxUpdate.update_id) == update_id, _due(now))
             .values(
                 state=InboxState.WORKING,
                 owner=owner,
                 lease_until=now + LEASE,
-                attempts=row.attempts + 1,
+                attempts=InboxUpdate.attempts + 1,
             )
         )
         session.commit()
-        if result.rowcount == 1 and row.payload:  # type: ignore[attr-defined]
-            taken.append(Claimed(update_id, json.loads(row.payload), row.attempts + 1))
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        row = session.get(InboxUpdate, update_id)
+        if row is not None and row.payload:
+            taken.append(Claimed(update_id, json.loads(row.payload), row.attempts))
     return taken
 
 
@@ -220,8 +214,9 @@ def handling_failed(
         session.add(row)
         session.commit()
         return True
+    # Given up: the member was told. The update is kept (for the retention period of
+    # bookkeeping) so that nothing they sent is lost before someone has looked.
     row.state = InboxState.FAILED
-    row.payload = ""
     row.lease_until = None
     session.add(row)
     session.commit()

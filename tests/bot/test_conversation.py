@@ -286,9 +286,44 @@ def test_a_document_joins_the_open_case(
     assert stored.attachment_name == "stadgar.pdf" and stored.text == "Våra stadgar"
 
 
-def test_repeated_update_ids_are_recognised(session: Session) -> None:
-    assert members.first_delivery(session=session, update_id=9) is True
-    assert members.first_delivery(session=session, update_id=9) is False
+def test_the_same_update_handled_again_stores_nothing_twice(
+    session: Session, shipped_routing: Routing, policy: ConversationPolicy, member: int
+) -> None:
+    """A retried update (the reply failed, or the process died) gives the same outcome."""
+
+    def handle(text: str, update_id: int, who: int = member) -> conversation.Outcome:
+        return conversation.receive_text(
+            session=session,
+            routing=shipped_routing,
+            policy=policy,
+            member_id=who,
+            chat_id=who,
+            text=text,
+            language="sv",
+            update_id=update_id,
+            now=NOW,
+        )
+
+    first = handle("Jag vill prata med en människa om vårt ärende", 501)
+    again = handle("Jag vill prata med en människa om vårt ärende", 501)
+    assert isinstance(first, conversation.Escalated) and first.new
+    assert isinstance(again, conversation.Escalated) and not again.new
+    assert again.case.id == first.case.id
+    follow_up = handle("Vi är 40 medlemmar.", 502)
+    follow_up_again = handle("Vi är 40 medlemmar.", 502)
+    assert isinstance(follow_up, conversation.AddedToCase)
+    assert isinstance(follow_up_again, conversation.AddedToCase)
+    texts = session.exec(
+        select(CaseMessage.text).where(CaseMessage.case_id == first.case.id)
+    ).all()
+    assert texts == ["Jag vill prata med en människa om vårt ärende", "Vi är 40 medlemmar."]
+    assert len(session.exec(select(Question)).all()) == 1
+    answered = handle("Hur bokar vi träningstider i en idrottshall?", 503, OTHER)
+    answered_again = handle("Hur bokar vi träningstider i en idrottshall?", 503, OTHER)
+    assert isinstance(answered, conversation.Answered)
+    assert isinstance(answered_again, conversation.Answered)
+    assert answered_again.question.id == answered.question.id
+    assert len(session.exec(select(Question)).all()) == 2
 
 
 def test_greetings_and_thanks_open_no_case_and_do_not_swallow_the_next_question(

@@ -1,0 +1,140 @@
+"""The inbox: stored before acknowledged, taken by one instance, taken over when one dies."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from bot.leader import Leadership
+from bot.models import InboxState, InboxUpdate
+from bot.services import inbox
+
+NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+
+
+def update(update_id: int, user: int = 42, text: str = "Hej") -> dict[str, object]:
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": 0,
+            "chat": {"id": user, "type": "private"},
+            "from": {"id": user, "is_bot": False, "first_name": "Ana"},
+            "text": text,
+        },
+    }
+
+
+def test_a_stored_update_is_taken_once_and_a_repeat_is_dropped(session: Session) -> None:
+    fresh = inbox.store(session=session, updates=[update(1), update(2)], owner="a", now=NOW)
+    assert [c.update_id for c in fresh] == [1, 2]
+    # Telegram delivers 2 again (to this or another instance), and 3 for the first time.
+    again = inbox.store(session=session, updates=[update(2), update(3)], owner="b", now=NOW)
+    assert [c.update_id for c in again] == [3]
+    row = session.get(InboxUpdate, 1)
+    assert row is not None and row.state == InboxState.WORKING and row.owner == "a"
+    assert row.user_id == 42 and row.chat_id == 42 and "Hej" in row.payload
+
+
+def test_finishing_forgets_the_text_and_only_the_owner_can_finish(session: Session) -> None:
+    inbox.store(session=session, updates=[update(1)], owner="a", now=NOW)
+    assert not inbox.finish(session=session, update_id=1, owner="b")
+    assert inbox.finish(session=session, update_id=1, owner="a")
+    session.expire_all()
+    row = session.get(InboxUpdate, 1)
+    assert row is not None and row.state == InboxState.DONE and row.payload == ""
+    # Seen before: a repeat delivery is not handled.
+    assert not inbox.first_delivery(session=session, update_id=1)
+
+
+def test_an_instance_that_died_is_taken_over_when_its_lease_runs_out(session: Session) -> None:
+    inbox.store(session=session, updates=[update(1)], owner="dead", now=NOW)
+    assert inbox.claim_due(session=session, owner="alive", now=NOW + timedelta(seconds=30)) == []
+    taken = inbox.claim_due(session=session, owner="alive", now=NOW + inbox.LEASE * 2)
+    assert [(c.update_id, c.attempts) for c in taken] == [(1, 2)]
+    assert taken[0].payload["message"]["text"] == "Hej"  # type: ignore[index]
+    # The dead instance coming back cannot finish what is no longer its own.
+    assert not inbox.finish(session=session, update_id=1, owner="dead")
+    assert inbox.finish(session=session, update_id=1, owner="alive")
+
+
+def test_a_failure_is_tried_again_later_then_given_up(session: Session) -> None:
+    inbox.store(session=session, updates=[update(1)], owner="a", now=NOW)
+    now = NOW
+    for attempt in range(1, inbox.MAX_ATTEMPTS):
+        assert inbox.handling_failed(session=session, update_id=1, retry=True, now=now)
+        assert inbox.claim_due(session=session, owner="a", now=now) == []  # not yet
+        now = now + inbox.BACKOFF[attempt - 1]
+        taken = inbox.claim_due(session=session, owner="a", now=now)
+        assert [c.attempts for c in taken] == [attempt + 1]
+    assert not inbox.handling_failed(session=session, update_id=1, retry=True, now=now)
+    session.expire_all()
+    row = session.get(InboxUpdate, 1)
+    assert row is not None and row.state == InboxState.FAILED and "Hej" in row.payload
+
+
+def test_a_bug_is_not_retried(session: Session) -> None:
+    inbox.store(session=session, updates=[update(1)], owner="a", now=NOW)
+    assert not inbox.handling_failed(session=session, update_id=1, retry=False, now=NOW)
+    assert inbox.claim_due(session=session, owner="a", now=NOW + timedelta(days=1)) == []
+
+
+def test_updates_handed_in_directly_are_at_most_once_and_forgotten_on_failure(
+    session: Session,
+) -> None:
+    assert inbox.first_delivery(session=session, update_id=9, user_id=42)
+    assert not inbox.first_delivery(session=session, update_id=9, user_id=42)
+    # Handling failed: forgotten, so that a repeat delivery gets another chance.
+    assert not inbox.handling_failed(session=session, update_id=9, retry=True)
+    assert inbox.first_delivery(session=session, update_id=9, user_id=42)
+
+
+def test_what_a_member_sent_in_the_last_minute_is_counted(session: Session) -> None:
+    inbox.store(session=session, updates=[update(i) for i in range(1, 6)], owner="a", now=NOW)
+    inbox.store(session=session, updates=[update(9, user=7)], owner="a", now=NOW)
+    assert inbox.sent_recently(session=session, user_id=42, since=NOW - timedelta(minutes=1)) == 5
+    assert inbox.sent_recently(session=session, user_id=42, since=NOW + timedelta(seconds=1)) == 0
+
+
+def test_two_instances_taking_over_at_once_take_each_update_once(any_engine: sa.Engine) -> None:
+    with Session(any_engine) as session:
+        inbox.store(
+            session=session, updates=[update(i) for i in range(1, 41)], owner="dead", now=NOW
+        )
+    later = NOW + inbox.LEASE * 2
+    taken: dict[str, list[int]] = {}
+    start = threading.Barrier(4)
+
+    def instance(name: str) -> None:
+        start.wait()
+        with Session(any_engine) as session:
+            taken[name] = [
+                c.update_id for c in inbox.claim_due(session=session, owner=name, now=later)
+            ]
+
+    threads = [threading.Thread(target=instance, args=(f"i{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    everything = sorted(u for ids in taken.values() for u in ids)
+    assert everything == list(range(1, 41))
+
+
+def test_one_leader_at_a_time_and_another_takes_over(any_engine: sa.Engine) -> None:
+    first = Leadership(any_engine)
+    second = Leadership(any_engine)
+    try:
+        assert first.try_lead()
+        assert not second.try_lead()
+        assert first.try_lead()  # still leading
+        first.release()  # it stops (or dies: the lock goes with its connection or file)
+        assert second.try_lead()
+        assert second.term == 1
+        assert not first.try_lead()
+    finally:
+        first.release()
+        second.release()
