@@ -27,9 +27,11 @@ from telegram.ext import (
 from bot.config import Settings
 from bot.db import create_schema, make_engine
 from bot.leader import Leadership
+from bot.locales import DEFAULT_LANGUAGE, shipped_catalogue
 from bot.models import utcnow
 from bot.services.conversation import ConversationPolicy
-from bot.texts import text
+from bot.services.languages import LanguageDetector
+from bot.texts import languages, text
 from knowledge.loading import Routing, default_cache_dir, load_routing
 
 logger = logging.getLogger(__name__)
@@ -71,6 +73,10 @@ class Services:
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Which instance runs the scheduled work (None: this is the only one).
     leadership: Leadership | None = None
+    # The members' language from what they write; lingua is loaded on first use.
+    language_detector: LanguageDetector = field(
+        default_factory=LanguageDetector.for_supported_languages
+    )
 
     @property
     def is_leader(self) -> bool:
@@ -116,6 +122,7 @@ def leader_only(callback: JobCallback) -> JobCallback:
 
 
 def build_services(settings: Settings, routing: Routing | None = None) -> Services:
+    shipped_catalogue()  # a broken locale file stops the start here, naming the file
     engine = make_engine(settings.database_url)
     create_schema(engine)
     routing = routing or load_routing(
@@ -181,12 +188,14 @@ def build_application(
 
 
 async def set_commands(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """The command menu, in Swedish by default and in English for English clients."""
-    for language in ("sv", "en"):
+    """The command menu, in Swedish by default and in each language for its clients."""
+    for language in languages():
         commands = [
             BotCommand(name, text(f"command_{name}", language)) for name in MEMBER_COMMANDS
         ]
-        await app.bot.set_my_commands(commands, language_code=None if language == "sv" else "en")
+        await app.bot.set_my_commands(
+            commands, language_code=None if language == DEFAULT_LANGUAGE else language
+        )
 
 
 @contextlib.asynccontextmanager

@@ -72,6 +72,8 @@ class Member(SQLModel, table=True):
     id: int = _telegram_id(primary_key=True, sa_column_kwargs={"autoincrement": False})
     first_name: str = Field(default="", max_length=128)
     language: str = Field(default="sv", max_length=8)
+    # Where the language came from: telegram, detected or chosen (bot.services.languages).
+    language_source: str = Field(default="telegram", max_length=16)
     unreachable: bool = False
     created_at: datetime = _time(default_factory=utcnow)
     last_seen_at: datetime = _time(default_factory=utcnow)

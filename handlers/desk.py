@@ -34,7 +34,15 @@ from bot.models import Case, CaseStatus
 from bot.services import associations, desk, members, rules_admin
 from bot.services import cases as case_service
 from bot.services.desk import DeskRefused
-from bot.texts import Html, contact_card, department_name, format_due, split_message, text
+from bot.texts import (
+    Html,
+    contact_card,
+    department_name,
+    format_due,
+    language_label,
+    split_message,
+    text,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +145,7 @@ def card_text(
         question=case.question if len(case.question) <= 1500 else case.question[:1499] + "…",
         member=member_name or "—",
         association=association,
-        lang=member_language,
+        lang=language_label(member_language, DESK_LANGUAGE),
         suggestion=Html(suggestion),
         received=case.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
         due=format_due(case.due_at, zone, DESK_LANGUAGE),

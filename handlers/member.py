@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -16,7 +17,7 @@ from telegram.ext import (
 
 from bot.app import ConciergeContext
 from bot.services import cases, members
-from bot.texts import Html, text
+from bot.texts import Html, languages, locale, text
 from handlers.common import current_member, send
 
 logger = logging.getLogger(__name__)
@@ -53,18 +54,15 @@ async def show_help(update: Update, context: ConciergeContext) -> None:
 
 
 async def choose_language(update: Update, context: ConciergeContext) -> None:
-    """Offer Swedish and English."""
+    """Offer every supported language, each named in itself."""
     member = await current_member(update, context)
     if member is None or update.effective_chat is None:
         return
-    keyboard = InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton("Svenska", callback_data="lang:sv"),
-                InlineKeyboardButton("English", callback_data="lang:en"),
-            ]
-        ]
-    )
+    buttons = [
+        InlineKeyboardButton(locale(code).name, callback_data=f"lang:{code}")
+        for code in languages()
+    ]
+    keyboard = InlineKeyboardMarkup([buttons[i : i + 3] for i in range(0, len(buttons), 3)])
     await send(
         context,
         update.effective_chat.id,
@@ -74,12 +72,12 @@ async def choose_language(update: Update, context: ConciergeContext) -> None:
 
 
 async def language_chosen(update: Update, context: ConciergeContext) -> None:
-    """Store the chosen language."""
+    """Store the chosen language; detection leaves it alone from now on."""
     query = update.callback_query
     if query is None or query.data is None:
         return
     language = query.data.removeprefix("lang:")
-    if language not in members.SUPPORTED_LANGUAGES:
+    if language not in languages():
         await query.answer()
         return
     member = await current_member(update, context)
@@ -88,7 +86,7 @@ async def language_chosen(update: Update, context: ConciergeContext) -> None:
         return
     await context.services.call(members.set_language, user_id=member.id, language=language)
     await query.answer()
-    await query.edit_message_text(text("language_set", language))
+    await query.edit_message_text(text("language_set", language), parse_mode=ParseMode.HTML)
 
 
 async def my_cases(update: Update, context: ConciergeContext) -> None:

@@ -13,7 +13,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filt
 
 from bot.app import ConciergeContext, leader_only
 from bot.services import desk as desk_service
-from bot.services import privacy, retention
+from bot.services import members, privacy, retention
 from bot.texts import Html, text
 from handlers.common import current_member, send
 
@@ -63,7 +63,10 @@ async def forget_pressed(update: Update, context: ConciergeContext) -> None:
     user = update.effective_user
     if query is None or user is None or query.message is None:
         return
-    language = "en" if (user.language_code or "").startswith("en") else "sv"
+    # Read before the profile is gone: the goodbye comes in the member's own language.
+    language = await context.services.call(
+        members.language_of, user_id=user.id, fallback=members.language_for(user.language_code)
+    )
     await query.answer()
     await query.edit_message_reply_markup(reply_markup=None)
     if query.data != "fg:yes":

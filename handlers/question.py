@@ -14,7 +14,7 @@ from telegram.ext import Application, CallbackQueryHandler, MessageHandler, filt
 
 from bot.app import ConciergeContext
 from bot.services import cases as case_service
-from bot.services import conversation
+from bot.services import conversation, languages
 from bot.services.conversation import (
     AddedToCase,
     AlreadyDone,
@@ -26,7 +26,15 @@ from bot.services.conversation import (
     Outcome,
     SmallTalk,
 )
-from bot.texts import Html, contact_card, department_name, format_due, markdown_to_html, text
+from bot.texts import (
+    Html,
+    contact_card,
+    department_name,
+    format_due,
+    language_name,
+    markdown_to_html,
+    text,
+)
 from handlers import desk, registry
 from handlers.common import current_member, send
 
@@ -36,6 +44,7 @@ logger = logging.getLogger(__name__)
 _FEEDBACK = re.compile(r"^fb:(\d{1,12}):([yn])$")
 _CHOICE = re.compile(r"^cl:(\d{1,12}):(\d{1,2}|none)$")
 _PENDING = re.compile(r"^pm:(\d{1,12}):([cn])$")
+_EASY_READ = re.compile(r"^ll:(\d{1,12})$")
 
 
 async def question_received(update: Update, context: ConciergeContext) -> None:
@@ -49,6 +58,16 @@ async def question_received(update: Update, context: ConciergeContext) -> None:
         context, member.id, message.chat_id, message.text, member.language
     ):
         return
+    # The reply comes in the language the member writes in (unless they chose one).
+    member = (
+        await context.services.call(
+            languages.observe_language,
+            user_id=member.id,
+            text=message.text,
+            detector=context.services.language_detector,
+        )
+        or member
+    )
     await context.bot.send_chat_action(message.chat_id, ChatAction.TYPING)
     reply_to = message.reply_to_message.message_id if message.reply_to_message else None
     outcome = await context.services.call(
@@ -76,11 +95,17 @@ async def reply_with(
     """Tell the member what happened, and the desk what it needs to know."""
     if isinstance(outcome, Answered):
         assert outcome.question.id is not None
+        article = outcome.article
         body = (
-            markdown_to_html(outcome.article.body)
-            if outcome.article is not None
+            markdown_to_html(article.body, article.meta.language)
+            if article is not None
             else Html(html.escape(outcome.department.description, quote=False))
         )
+        if article is not None and article.meta.language != language:
+            written_in = language_name(article.meta.language, language)
+            body = Html(
+                f"{text('article_other_language', language, language=written_in)}\n\n{body}"
+            )
         intro = text(
             "answer_intro", language, department=department_name(outcome.department, language)
         )
@@ -99,6 +124,18 @@ async def reply_with(
                     )
                 ],
             ]
+            + (
+                [
+                    [
+                        InlineKeyboardButton(
+                            text("button_easy_read", language),
+                            callback_data=f"ll:{outcome.question.id}",
+                        )
+                    ]
+                ]
+                if outcome.easy_read
+                else []
+            )
         )
         card = contact_card(outcome.department, language)
         await send(context, chat_id, Html(f"{intro}\n\n{body}\n\n{card}"), keyboard=keyboard)
@@ -259,6 +296,16 @@ async def button_pressed(update: Update, context: ConciergeContext) -> None:
             await query.answer()
             await _remove_buttons(query)
             await reply_with(context, chat_id, outcome, language, member.first_name)
+        elif match := _EASY_READ.match(data):
+            easy = await services.call(
+                conversation.easy_read_version,
+                routing=services.routing,
+                member_id=member.id,
+                question_id=int(match.group(1)),
+            )
+            await query.answer()
+            title = text("easy_read_title", language, title=easy.meta.title)
+            await send(context, chat_id, Html(f"{title}\n\n{markdown_to_html(easy.body)}"))
         elif match := _PENDING.match(data):
             outcome = await services.call(
                 conversation.resolve_pending,
@@ -294,5 +341,5 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
             filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND, question_received
         )
     )
-    app.add_handler(CallbackQueryHandler(button_pressed, pattern=r"^(fb|cl|pm):"))
+    app.add_handler(CallbackQueryHandler(button_pressed, pattern=r"^(fb|cl|pm|ll):"))
     app.add_handler(CallbackQueryHandler(button_pressed))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from knowledge.rules import ID_PATTERN, RuleError, RulesInvalid, _describe, parse_yaml
 
@@ -24,9 +25,22 @@ class ArticleMeta(BaseModel):
     title: str = Field(min_length=1, max_length=200)
     department: str
     tags: tuple[str, ...] = ()
-    language: Literal["sv", "en"]
+    # A language code (sv, en, ar …): each supported language has a file in bot/locales.
+    language: str
     translation_of: str | None = None
+    # An easy-to-read version (lättläst) of ``translation_of``, in the same language.
+    easy_read: bool = False
     verify: tuple[str, ...] = ()
+
+    @field_validator("language")
+    @classmethod
+    def _language_code(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z]{2,3}", value):
+            raise ValueError(
+                f"{value!r} is not a language code; use the code of a language the bot "
+                "speaks, e.g. 'sv', 'en' or 'ar'"
+            )
+        return value
 
 
 @dataclass(frozen=True)
@@ -45,13 +59,28 @@ class Article:
 class KnowledgeBase:
     articles: dict[str, Article]
 
-    def get(self, article_id: str, language: str = "sv") -> Article | None:
-        """The article in ``language`` when a translation exists, else the original."""
-        if language != "sv":
+    def get(
+        self, article_id: str, language: str = "sv", fallbacks: Sequence[str] = ()
+    ) -> Article | None:
+        """The article in ``language``, else in the first of ``fallbacks`` it exists in, else
+        the original."""
+        original = self.articles.get(article_id)
+        for wanted in (language, *fallbacks):
+            if original is not None and original.meta.language == wanted:
+                return original
             for article in self.articles.values():
-                if article.meta.translation_of == article_id and article.meta.language == language:
+                meta = article.meta
+                translated = meta.translation_of == article_id and not meta.easy_read
+                if translated and meta.language == wanted:
                     return article
-        return self.articles.get(article_id)
+        return original
+
+    def easy_read_of(self, article_id: str) -> Article | None:
+        """The easy-to-read (lättläst) version of an article, when there is one."""
+        for article in self.articles.values():
+            if article.meta.translation_of == article_id and article.meta.easy_read:
+                return article
+        return None
 
     @property
     def ids(self) -> set[str]:
@@ -163,6 +192,14 @@ def collect_knowledge(directory: Path) -> tuple[KnowledgeBase, list[RuleError]]:
         articles[article.id] = article
     for article in articles.values():
         meta = article.meta
+        if meta.easy_read and meta.translation_of is None:
+            errors.append(
+                RuleError(
+                    article.path,
+                    None,
+                    "an easy_read article needs translation_of: the id of the article it retells",
+                )
+            )
         if meta.translation_of is not None and meta.translation_of not in articles:
             errors.append(
                 RuleError(

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
+from bot.locales import DEFAULT_LANGUAGE, shipped_catalogue
 from bot.models import (
     Case,
     CaseMessage,
@@ -64,6 +65,8 @@ class Answered:
     question: Question
     department: Department
     article: Article | None
+    # The article shown is Swedish and has an easy-to-read (lättläst) version.
+    easy_read: bool = False
 
 
 @dataclass(frozen=True)
@@ -306,14 +309,30 @@ def route_question(
         return Escalated(case, new)
     departments = routing.table.department_by_id
     if decision.action == "answer" and decision.department is not None:
-        article = routing.knowledge.get(decision.article, language) if decision.article else None
-        return Answered(question, departments[decision.department], article)
+        article = _article(routing, decision.article, language)
+        return Answered(
+            question, departments[decision.department], article, _has_easy_read(routing, article)
+        )
     return Clarify(
         question,
         tuple(
             departments[c.department] for c in decision.candidates if c.department in departments
         ),
     )
+
+
+def _article(routing: Routing, article_id: str | None, language: str) -> Article | None:
+    """The article in the member's language, else in the language's fallbacks, else as written."""
+    if not article_id:
+        return None
+    fallbacks = shipped_catalogue().locale(language).article_fallbacks
+    return routing.knowledge.get(article_id, language, fallbacks)
+
+
+def _has_easy_read(routing: Routing, article: Article | None) -> bool:
+    if article is None or article.meta.language != DEFAULT_LANGUAGE:
+        return False
+    return routing.knowledge.easy_read_of(article.id) is not None
 
 
 def _record_question(
@@ -438,8 +457,34 @@ def choose_department(
     )
     session.commit()
     article_id = candidate.get("article")
-    article = routing.knowledge.get(article_id, language) if article_id else None
-    return Answered(question, department, article)
+    article = _article(routing, article_id, language)
+    return Answered(question, department, article, _has_easy_read(routing, article))
+
+
+def easy_read_version(
+    *, session: Session, routing: Routing, member_id: int, question_id: int
+) -> Article:
+    """The easy-to-read (lättläst) version of the article the member was answered with."""
+    question = _own_question(session, question_id, member_id)
+    article_id: str | None = None
+    if question.action == "answer":
+        article_id = question.article
+    elif question.action == "clarify":
+        chosen = session.exec(
+            select(Feedback).where(
+                Feedback.question_id == question_id,
+                Feedback.kind == FeedbackKind.CLARIFY_CHOICE,
+            )
+        ).first()
+        offered = json.loads(question.candidates or "[]")
+        if chosen is not None:
+            article_id = next(
+                (c.get("article") for c in offered if c["department"] == chosen.department), None
+            )
+    easy = routing.knowledge.easy_read_of(article_id) if article_id else None
+    if easy is None:
+        raise ButtonRefused("stale")
+    return easy
 
 
 def choose_coordinator(

@@ -7,14 +7,16 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from bot.locales import DEFAULT_LANGUAGE
 from bot.models import Member, utcnow
-
-SUPPORTED_LANGUAGES = ("sv", "en")
+from bot.services.languages import LanguageSource
+from bot.texts import languages
 
 
 def language_for(code: str | None) -> str:
-    """The bot's language for a Telegram ``language_code``: English for English, else Swedish."""
-    return "en" if code and code.lower().startswith("en") else "sv"
+    """The bot's language for a Telegram ``language_code`` ("en-GB" → en), else Swedish."""
+    primary = (code or "").split("-")[0].split("_")[0].lower()
+    return primary if primary in languages() else DEFAULT_LANGUAGE
 
 
 def touch_member(
@@ -33,6 +35,7 @@ def touch_member(
             id=user_id,
             first_name=first_name[:128],
             language=language_for(language_code),
+            language_source=LanguageSource.TELEGRAM,
             created_at=now,
             last_seen_at=now,
         )
@@ -50,12 +53,14 @@ def touch_member(
 
 
 def set_language(*, session: Session, user_id: int, language: str) -> Member | None:
-    if language not in SUPPORTED_LANGUAGES:
+    """The member chose ``language`` (/language): it is kept, whatever they write later."""
+    if language not in languages():
         raise ValueError(f"unsupported language {language!r}")
     member = session.get(Member, user_id)
     if member is None:
         return None
     member.language = language
+    member.language_source = LanguageSource.CHOSEN
     session.add(member)
     session.commit()
     return member

@@ -67,13 +67,16 @@ async def test_ten_questions_reach_answer_clarify_and_escalate_and_survive_a_res
         "Behöver vi polistillstånd för en demonstration?",
         "Jag vill prata med en människa",
     ]
+    english_questions = {questions[3], questions[7]}
     async with running_bot(settings, services):
         for question in questions:
             reply = await ana.ask(question, timeout=10)
             shown = buttons(reply)
-            if "👍 Det hjälpte" in shown:
+            # What Ana writes in English is answered in English (her language is detected).
+            english = question in english_questions
+            if ("👍 That helped" if english else "👍 Det hjälpte") in shown:
                 seen["answer"].append(reply)
-                assert "Kontakt:" in reply["text"]
+                assert ("Contact:" if english else "Kontakt:") in reply["text"]
             elif "Inget av dessa — prata med samordnaren" in shown:
                 seen["clarify"].append(reply)
                 assert len(shown) >= 3

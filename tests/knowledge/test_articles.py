@@ -116,11 +116,50 @@ def test_missing_title() -> None:
 
 
 def test_bad_language() -> None:
-    text = article(language="de")
+    text = article(language="Deutsch")
     line, message = refusal(text)
-    assert line == line_of(text, "language: de")
-    assert "language" in message
-    assert "'sv' or 'en'" in message
+    assert line == line_of(text, "language: Deutsch")
+    assert "'Deutsch' is not a language code" in message
+    assert "'sv', 'en' or 'ar'" in message
+
+
+def test_an_easy_read_version_needs_the_article_it_retells(tmp_path: Path) -> None:
+    write_kb(
+        tmp_path, {"lok-stod-lattlast.md": article("lok-stod-lattlast", extra="easy_read: true\n")}
+    )
+    errors = kb_errors(tmp_path)
+    assert any("easy_read article needs translation_of" in error for error in errors), errors
+
+
+def test_versions_in_other_languages_and_easy_read(tmp_path: Path) -> None:
+    write_kb(
+        tmp_path,
+        {
+            "lok-stod.md": article(),
+            "lok-stod-en.md": article("lok-stod-en", language="en", translation_of="lok-stod"),
+            "lok-stod-ar.md": article("lok-stod-ar", language="ar", translation_of="lok-stod"),
+            "lok-stod-lattlast.md": article(
+                "lok-stod-lattlast", translation_of="lok-stod", extra="easy_read: true\n"
+            ),
+            "bygglov.md": article("bygglov"),
+            "bygglov-en.md": article("bygglov-en", language="en", translation_of="bygglov"),
+        },
+    )
+    knowledge = load_knowledge(tmp_path)
+
+    def version(article_id: str, language: str, *fallbacks: str) -> str | None:
+        found = knowledge.get(article_id, language, fallbacks)
+        return found.id if found else None
+
+    assert version("lok-stod", "sv") == "lok-stod"  # never the easy-read one by itself
+    assert version("lok-stod", "ar", "en") == "lok-stod-ar"
+    assert version("bygglov", "ar", "en") == "bygglov-en"
+    assert version("bygglov", "ar") == "bygglov"  # no fallback: the original
+    assert version("bygglov", "en") == "bygglov-en"
+    assert version("saknas", "ar", "en") is None
+    easy = knowledge.easy_read_of("lok-stod")
+    assert easy is not None and easy.id == "lok-stod-lattlast"
+    assert knowledge.easy_read_of("bygglov") is None
 
 
 def test_id_not_matching_the_file_name() -> None:
@@ -237,7 +276,7 @@ def test_errors_of_several_files_are_reported_together(tmp_path: Path) -> None:
     write_kb(
         tmp_path,
         {
-            "lok-stod.md": article(language="de"),
+            "lok-stod.md": article(language="Deutsch"),
             "kulturstod.md": article("kulturstod", extra="author: Kim\n"),
             "tom.md": article("tom", body=""),
         },
