@@ -70,7 +70,7 @@ class Sandbox:
         workdir: Path | None = None,
         rules_source: Path | None = None,
         routing: Routing | None = None,
-        rules_watch_seconds: float = 2.0,
+        rules_watch_seconds: float = 5.0,
     ) -> None:
         self.requested_port = port
         self.database = database
