@@ -56,6 +56,10 @@ class LanguageDetector:
         self._by_iso: dict[str, str] = {}
         self.build_seconds: float | None = None
 
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(self._codes)
+
     @classmethod
     def for_supported_languages(cls) -> LanguageDetector:
         from bot.texts import languages, locale

@@ -273,3 +273,35 @@ def test_there_must_be_a_swedish_file(tmp_path: Path) -> None:
     (directory / "sv.toml").unlink()
     with pytest.raises(LocaleInvalid, match=r"no sv\.toml"):
         load_catalogue(directory)
+
+
+def test_the_most_asked_articles_have_arabic_and_easy_swedish_versions(
+    shipped_routing: Routing,
+) -> None:
+    knowledge = shipped_routing.knowledge
+    arabic = {
+        a.meta.translation_of for a in knowledge.articles.values() if a.meta.language == "ar"
+    }
+    easy = {a.meta.translation_of for a in knowledge.articles.values() if a.meta.easy_read}
+    assert len(arabic) >= 10 and arabic == easy
+    for article_id in arabic:
+        assert knowledge.articles[article_id].meta.language == DEFAULT_LANGUAGE
+    for article in knowledge.articles.values():
+        if article.meta.translation_of:
+            # The convention: every version lists the facts the city must check.
+            assert article.meta.verify, article.path
+            original = knowledge.articles[article.meta.translation_of]
+            assert article.meta.department == original.meta.department, article.path
+        if article.meta.easy_read:
+            assert article.meta.language == DEFAULT_LANGUAGE, article.path
+            assert len(article.body) < len(knowledge.articles[article.meta.translation_of].body)
+
+
+def test_easy_swedish_is_written_in_short_sentences(shipped_routing: Routing) -> None:
+    """Lättläst: one idea per sentence, so no sentence (or line) over 12 words."""
+    for article in shipped_routing.knowledge.articles.values():
+        if not article.meta.easy_read:
+            continue
+        sentences = re.split(r"[.?!:\n]+", article.body.replace("**", ""))
+        longest = max(len(re.findall(r"\w+", sentence)) for sentence in sentences)
+        assert longest <= 12, (article.path, longest)
