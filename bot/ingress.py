@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import logging
@@ -37,6 +38,8 @@ logger = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "callback_query"]
 # How often each instance looks for updates to take over.
 RECOVER_EVERY = 2.0
+# How often an instance renews the lease on what it is handling (well within inbox.LEASE).
+RENEW_EVERY = 10.0
 # Telegram sends a webhook update of at most a few kB; anything this big is not one.
 MAX_WEBHOOK_BYTES = 1 << 20
 
@@ -44,6 +47,25 @@ MAX_WEBHOOK_BYTES = 1 << 20
 def instance_name() -> str:
     """Who holds an inbox row: host, process and a random part (a restarted pid differs)."""
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def alive_here(owner: str, me: str) -> bool | None:
+    """Whether the instance named ``owner`` still runs, if it ran on this machine (else None)."""
+    parts = owner.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != socket.gethostname()[:40] or not parts[1].isdigit():
+        return None
+    if owner == me:
+        return True
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False  # an earlier process with this pid (a restarted container, say)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 class _ChatQueue:
@@ -119,8 +141,20 @@ class Dispatcher:
         self._recovering = asyncio.create_task(self._recover_forever(), name="inbox-recovery")
 
     async def _recover_forever(self) -> None:
+        freed = await self.services.call(
+            inbox.release_dead, alive=functools.partial(alive_here, me=self.owner)
+        )
+        if freed:
+            logger.warning(
+                "%s updates held by a stopped process on this machine taken over", freed
+            )
+        renewed_at = 0.0
+        loop = asyncio.get_running_loop()
         while True:
             try:
+                if loop.time() - renewed_at >= RENEW_EVERY:
+                    await self.services.call(inbox.renew, owner=self.owner)
+                    renewed_at = loop.time()
                 for claimed in await self.services.call(
                     inbox.claim_due, owner=self.owner, now=self.services.clock()
                 ):

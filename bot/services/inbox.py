@@ -10,7 +10,7 @@ the same update at once, and a repeat delivery of a stored update creates nothin
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,8 +21,9 @@ from sqlmodel import Session, col, select
 
 from bot.models import InboxState, InboxUpdate, utcnow
 
-# How long an instance may take over an update before another one may take it over.
-LEASE = timedelta(seconds=60)
+# An instance holds the updates it handles for this long and renews the hold while it lives
+# (``renew``, every few seconds): when it dies, another takes them over within the lease.
+LEASE = timedelta(seconds=30)
 # Waits before a failed update (Telegram unreachable, say) is tried again.
 BACKOFF = (
     timedelta(seconds=5),
@@ -151,6 +152,41 @@ def claim_due(
         if row is not None and row.payload:
             taken.append(Claimed(update_id, json.loads(row.payload), row.attempts))
     return taken
+
+
+def renew(*, session: Session, owner: str, now: datetime | None = None) -> int:
+    """Still alive: extend the lease on everything this instance is handling."""
+    now = now or utcnow()
+    result = session.execute(
+        sa.update(InboxUpdate)
+        .where(col(InboxUpdate.owner) == owner, col(InboxUpdate.state) == InboxState.WORKING)
+        .values(lease_until=now + LEASE)
+    )
+    session.commit()
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def release_dead(
+    *, session: Session, alive: Callable[[str], bool | None], now: datetime | None = None
+) -> int:
+    """Free at once what owners known to be dead held (a restart on the same machine), instead
+    of waiting for their leases. ``alive(owner)`` is ``None`` when it cannot tell."""
+    now = now or utcnow()
+    owners = session.exec(
+        select(InboxUpdate.owner)
+        .where(col(InboxUpdate.state) == InboxState.WORKING, col(InboxUpdate.lease_until) >= now)
+        .distinct()
+    ).all()
+    dead = [owner for owner in owners if owner is not None and alive(owner) is False]
+    if not dead:
+        return 0
+    result = session.execute(
+        sa.update(InboxUpdate)
+        .where(col(InboxUpdate.owner).in_(dead), col(InboxUpdate.state) == InboxState.WORKING)
+        .values(lease_until=now - timedelta(seconds=1))
+    )
+    session.commit()
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def finish(*, session: Session, update_id: int, owner: str) -> bool:

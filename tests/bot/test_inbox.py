@@ -138,3 +138,32 @@ def test_one_leader_at_a_time_and_another_takes_over(any_engine: sa.Engine) -> N
     finally:
         first.release()
         second.release()
+
+
+def test_a_living_instance_keeps_its_updates_and_a_dead_one_is_freed_at_once(
+    session: Session,
+) -> None:
+    inbox.store(session=session, updates=[update(1)], owner="host:1:aa", now=NOW)
+    inbox.store(session=session, updates=[update(2)], owner="host:2:bb", now=NOW)
+    # Alive: it renews, and nobody takes its update even after the first lease.
+    later = NOW + inbox.LEASE - timedelta(seconds=1)
+    assert inbox.renew(session=session, owner="host:1:aa", now=later) == 1
+    assert inbox.claim_due(session=session, owner="new", now=NOW + inbox.LEASE) == []
+    # Known dead (a restart on the same machine): free at once, no lease to wait for.
+    freed = inbox.release_dead(session=session, alive=lambda owner: owner != "host:2:bb", now=NOW)
+    assert freed == 1
+    assert [c.update_id for c in inbox.claim_due(session=session, owner="new", now=NOW)] == [2]
+
+
+def test_whether_an_owner_on_this_machine_lives() -> None:
+    import os
+    import socket
+
+    from bot.ingress import alive_here, instance_name
+
+    me = instance_name()
+    host = socket.gethostname()[:40]
+    assert alive_here(me, me) is True
+    assert alive_here(f"{host}:{os.getpid()}:000000", me) is False  # an earlier life of this pid
+    assert alive_here(f"{host}:{2**22 + 12345}:abcdef", me) is False  # no such process
+    assert alive_here("elsewhere:1:abcdef", me) is None  # another machine: the lease decides
