@@ -144,9 +144,9 @@ def department_name(department: Department, language: str) -> str:
     file explains the departments, the official Swedish name with that explanation."""
     explanation = locale(language).departments.get(department.id)
     if explanation and locale(language).rtl:
-        return f"{explanation} ({LRI}{department.name}{PDI})"
+        return f"{explanation} – {LRI}{department.name}{PDI}"
     if explanation:
-        return f"{department.name} ({explanation})"
+        return f"{department.name} – {explanation}"
     return department.name_en if language == "en" and department.name_en else department.name
 
 

@@ -76,7 +76,8 @@ async def test_a_question_is_answered_with_buttons(
     reply = api.messages(6001)[-1]
     assert "Skol- och fritidsförvaltningen" in reply["text"]
     labels = [b["text"] for row in reply["reply_markup"]["inline_keyboard"] for b in row]
-    assert labels == ["👍 Det hjälpte", "Nej — koppla mig till samordnaren"]
+    # LOK-stöd is one of the most asked: it also comes in easy Swedish.
+    assert labels == ["👍 Det hjälpte", "Nej — koppla mig till samordnaren", "📖 Lättläst version"]
     assert any(a.action == "typing" and a.chat_id == 6001 for a in api.chat_actions)
 
 
