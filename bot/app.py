@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from sqlmodel import Session
 from telegram import BotCommand
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackContext,
@@ -29,6 +28,7 @@ from bot.db import create_schema, make_engine
 from bot.leader import Leadership
 from bot.locales import DEFAULT_LANGUAGE, shipped_catalogue
 from bot.models import utcnow
+from bot.retrying import RetryingRateLimiter
 from bot.services.conversation import ConversationPolicy
 from bot.services.languages import LanguageDetector
 from bot.texts import languages, text
@@ -167,12 +167,14 @@ def build_application(
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(settings.telegram_api_url)
         .context_types(ContextTypes(context=ConciergeContext))
-        # Telegram's flood limits (429 retry_after) are waited out and the call retried.
-        # Telegram's flood limits for everything the bot sends; 429 retry_after is waited out.
-        # Broadcasts are paced more evenly by the outbox (TELEGRAM_RATE); this net is never
-        # tighter than that pace (above 30/s only against a local test server).
+        # Telegram's flood limits for everything the bot sends: 429 retry_after is waited out,
+        # network errors are tried again with backoff (bot.retrying). Broadcasts are paced more
+        # evenly by the outbox (TELEGRAM_RATE); this net is never tighter than that pace (above
+        # 30/s only against a local test server).
         .rate_limiter(
-            AIORateLimiter(overall_max_rate=max(30.0, settings.telegram_rate * 1.2), max_retries=3)
+            RetryingRateLimiter(
+                overall_max_rate=max(30.0, settings.telegram_rate * 1.2), max_retries=3
+            )
         )
         .post_init(post_init)
         # Updates come in through bot.ingress (stored first), not PTB's updater.

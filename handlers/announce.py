@@ -22,6 +22,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filt
 
 from bot.app import ConciergeContext, Services, leader_only
 from bot.models import OutboxStatus
+from bot.retrying import without_network_retries
 from bot.services import associations, outbox
 from bot.texts import TELEGRAM_LIMIT, Html, format_due, text
 from handlers.common import current_member, send
@@ -287,9 +288,10 @@ async def _send_one(
     status, retry_in, error = OutboxStatus.SENT, None, ""
     try:
         await pacer.wait()  # right before the request, so that slots are what Telegram sees
-        await context_app.bot.send_message(
-            message.chat_id, message.text, parse_mode=ParseMode.HTML, reply_markup=markup
-        )
+        with without_network_retries():  # a timeout is "uncertain", never sent twice
+            await context_app.bot.send_message(
+                message.chat_id, message.text, parse_mode=ParseMode.HTML, reply_markup=markup
+            )
     except Forbidden as exc:
         status, error = OutboxStatus.BLOCKED, str(exc)
     except RetryAfter as exc:

@@ -22,6 +22,8 @@ from bot.models import (
     ConversationState,
     EventSignup,
     Feedback,
+    InboxState,
+    InboxUpdate,
     Member,
     OutboxMessage,
     OutboxStatus,
@@ -176,6 +178,17 @@ def forget_member(
     delete(
         list(session.exec(select(Subscription).where(Subscription.member_id == member_id))),
         "subscriptions",
+    )
+    # What came in from them (the one being handled now finishes and is emptied as usual).
+    delete(
+        list(
+            session.exec(
+                select(InboxUpdate).where(
+                    InboxUpdate.user_id == member_id, InboxUpdate.state != InboxState.WORKING
+                )
+            )
+        ),
+        "incoming messages",
     )
     delete(
         list(session.exec(select(EventSignup).where(EventSignup.member_id == member_id))),

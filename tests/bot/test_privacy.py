@@ -6,12 +6,25 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session, select
 
-from bot.models import Case, CaseMessage, Feedback, Member, Question, Subscription
-from bot.services import associations, conversation, members, privacy
+from bot.models import Case, CaseMessage, Feedback, InboxUpdate, Member, Question, Subscription
+from bot.services import associations, conversation, inbox, members, privacy
 from bot.services.conversation import ConversationPolicy
 from knowledge.loading import Routing
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+
+
+def incoming(update_id: int) -> dict[str, object]:
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": 0,
+            "chat": {"id": 7, "type": "private"},
+            "from": {"id": 7, "is_bot": False, "first_name": "Ana"},
+            "text": "Vårt telefonnummer är 0701234567",
+        },
+    }
 
 
 def history(session: Session, routing: Routing, policy: ConversationPolicy) -> None:
@@ -65,7 +78,12 @@ def test_forget_deletes_operational_data_and_detaches_public_records(
     session: Session, shipped_routing: Routing, policy: ConversationPolicy
 ) -> None:
     history(session, shipped_routing, policy)
+    # What came in through the inbox: a handled update and one kept after a failure.
+    inbox.store(session=session, updates=[incoming(1), incoming(2)], owner="a", now=NOW)
+    inbox.finish(session=session, update_id=1, owner="a")
+    inbox.handling_failed(session=session, update_id=2, retry=False, now=NOW)
     report = privacy.forget_member(session=session, member_id=7, retention_days=730, now=NOW)
+    assert session.exec(select(InboxUpdate)).all() == []
     assert session.get(Member, 7) is None
     assert session.exec(select(Subscription)).all() == []
     assert [q.text for q in session.exec(select(Question))] == ["Jag vill prata med en människa"]

@@ -303,6 +303,22 @@ async def test_a_network_failure_is_tried_again_and_the_member_answered(
         assert len(session.exec(select(Question)).all()) == 1
 
 
+async def test_telegram_failing_for_a_while_delays_the_answer_but_loses_nothing(
+    api: LoopbackBotApi, settings: Settings, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Telegram answers 502 to every send for a while: retried, then the update again."""
+    ana = api.person(5013, "Ana")
+    monkeypatch.setattr(inbox, "BACKOFF", (timedelta(seconds=0.5),) * 4)
+    # More failures than one update's retries (4 tries of the question's reply).
+    api.fail_next("sendMessage", error_code=502, times=6, chat_id=ana.chat_id)
+    async with running_bot(settings, services):
+        answer = await ana.ask("Hur bokar vi träningstider i en idrottshall?", timeout=30)
+        assert "👍 Det hjälpte" in buttons(answer)
+    assert len([m for m in api.messages(ana.chat_id) if "👍" in str(m)]) == 1
+    with db(services) as session:
+        assert len(session.exec(select(Question)).all()) == 1
+
+
 async def test_a_failure_that_is_not_the_networks_is_told_and_kept(
     api: LoopbackBotApi, settings: Settings, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
