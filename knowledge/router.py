@@ -21,7 +21,7 @@ import logging
 import math
 import re
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,14 +30,24 @@ import scipy.sparse as sp
 from rapidfuzz import fuzz, process
 
 from knowledge.rules import Department, RoutingTable
-from knowledge.text import Analyzer, ContentWord, Vocabulary, fold, stems, words
+from knowledge.text import (
+    Analyzer,
+    ContentWord,
+    Language,
+    Vocabulary,
+    detect_language,
+    fold,
+    is_arabic,
+    stems,
+    words,
+)
 
 logger = logging.getLogger(__name__)
 
 Action = Literal["answer", "clarify", "escalate"]
 ESCALATE_CLASS = "escalate"
 # Bumped whenever analysis or training changes, so cached weights of an older router are not used.
-MODEL_VERSION = "3"
+MODEL_VERSION = "4"
 
 # A reference to a specific case: our own (F-2026-0042), or a number after a word naming a case.
 # After "ansökan" only a number shaped like a reference counts: "ansökan 2026" is a year.
@@ -46,7 +56,14 @@ _CASE_REFERENCE = re.compile(
     r"|\b(?:arende\w*|diarienummer|dnr|case|referens\w*|ref)\W{0,3}"
     r"(?:nr|nummer|number|no)?\W{0,3}(?:[a-z]{1,4}\W?)?\d[\d\-/]{2,}"
     r"|\bansokan\w*\W{0,3}(?:nr|nummer)?\W{0,3}(?:[a-z]{1,4}\W?)?(?:\d{2,4}[-/]\d+|\d{5,})"
+    # Arabic (folded): ملف / قضية / معاملة ("file", "case") with a number, or طلب ("application")
+    # with a reference-shaped one; a clitic (و ب ل ف ال) may stand before, an ending after.
+    r"|(?:رقم\W{0,3})?\b[وبلف]?(?:ال)?(?:ملف|قضيه|معامله)\w{0,3}\W{0,3}(?:رقم)?\W{0,3}"
+    r"(?:[a-z]{1,4}\W?)?\d[\d\-/]{2,}"
+    r"|\b[وبلف]?(?:ال)?طلب\w{0,3}\W{0,3}(?:رقم)?\W{0,3}(?:[a-z]{1,4}\W?)?(?:\d{2,4}[-/]\d+|\d{5,})"
 )
+# Arabic clitics that may be written onto a place name: "بمالمو" (in Malmö), "ولوند" (and Lund).
+_ARABIC_PROCLITICS = frozenset("وبلفك")
 
 
 @dataclass(frozen=True)
@@ -62,7 +79,9 @@ class RouterOptions:
     coverage_power: float = 1.0
     train_steps: int = 60
     learning_rate: float = 0.2
-    l2: float = 1e-5
+    # The L2 penalty on the mean loss is ``l2_per_table / number of documents`` (scikit-learn's
+    # 1/C): a table that grows, e.g. by examples in another language, is not regularised harder.
+    l2_per_table: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -82,6 +101,8 @@ class Decision:
     article: str | None
     explanation: str
     reason: str
+    # The language the question is written in: detected from its words, else the member's.
+    language: Language | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -307,16 +328,22 @@ class Router:
 
     # -- routing ---------------------------------------------------------------------------
 
-    def route(self, question: str, category: str | None = None) -> Decision:
+    def route(
+        self, question: str, category: str | None = None, language: Language | None = None
+    ) -> Decision:
         """Decide where ``question`` goes; ``category`` is the asker's kind of association.
 
         Never raises on any text. With a category, a question whose best rule depends on the
-        kind of association (``by_category``) is answered for that category.
+        kind of association (``by_category``) is answered for that category. ``language`` is
+        the member's language: the decision's ``language`` is the one the question is written
+        in, and the member's when the words do not tell (a bare "LOK?"). The table holds every
+        language's phrases side by side, so the route itself does not depend on it.
         """
         decision = self._route(question)
-        if category is None or decision.action == "escalate":
-            return decision
-        return self._for_category(decision, category)
+        if category is not None and decision.action != "escalate":
+            decision = self._for_category(decision, category)
+        written_in = detect_language(question) if isinstance(question, str) else None
+        return replace(decision, language=written_in or language)
 
     def _for_category(self, decision: Decision, category: str) -> Decision:
         target = self.table.categories.get(category)
@@ -353,7 +380,12 @@ class Router:
             return self._escalate(
                 0.0, (), "case_followup", "mentions a specific case: handed to the coordinator"
             )
-        mentioned = [self._outside_places[w] for w in words(text) if w in self._outside_places]
+        mentioned = [
+            self._outside_places[form]
+            for word in words(text)
+            for form in _place_forms(word)
+            if form in self._outside_places
+        ]
         if mentioned:
             return self._escalate(
                 0.0,
@@ -650,6 +682,17 @@ def _department_names(department: Department) -> list[str]:
     return [re.sub(r"\(.*?\)", "", name).strip() for name in names if name.strip()]
 
 
+def _place_forms(word: str) -> tuple[str, ...]:
+    """``word`` and, for an Arabic word, the word without one or two leading clitics."""
+    if not is_arabic(word):
+        return (word,)
+    forms = [word]
+    for cut in (1, 2):
+        if len(word) - cut >= 3 and set(word[:cut]) <= _ARABIC_PROCLITICS:
+            forms.append(word[cut:])
+    return tuple(forms)
+
+
 def _shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -705,7 +748,7 @@ def _train(
         logits /= count
         error = logits
         gradient = transposed @ error
-        gradient += options.l2 * weights
+        gradient += options.l2_per_table / count * weights
         first *= 0.9
         first += np.multiply(gradient, 0.1, out=scratch)
         second *= 0.999
