@@ -30,6 +30,7 @@ from ._errors import ApiError, LoopbackError
 from ._person import Person
 from ._server import DEFAULT_TOKEN, LoopbackBotApi
 from ._state import (
+    BotEvent,
     CallbackAnswer,
     ChatAction,
     ChatState,
@@ -45,6 +46,7 @@ from ._text import parse_html
 __all__ = [
     "DEFAULT_TOKEN",
     "ApiError",
+    "BotEvent",
     "CallbackAnswer",
     "ChatAction",
     "ChatState",

@@ -122,6 +122,17 @@ def _member(user: JSONDict, status: str, fields: Mapping[str, Any]) -> JSONDict:
     return member
 
 
+def _delivery_chat(entry: PendingUpdate) -> object:
+    """What orders webhook deliveries: the chat an update belongs to (else the update itself)."""
+    for part in entry.update.values():
+        if isinstance(part, dict):
+            message = part.get("message", part) if "chat" not in part else part
+            chat = message.get("chat") if isinstance(message, dict) else None
+            if isinstance(chat, dict) and isinstance(chat.get("id"), int):
+                return chat["id"]
+    return ("update", entry.update_id)
+
+
 class LoopbackBotApi:
     """A Telegram-compatible Bot API server on 127.0.0.1, with a test-side API to drive it.
 
@@ -145,6 +156,7 @@ class LoopbackBotApi:
         webhook_attempts: int = 5,
         webhook_backoff: float = 0.1,
         webhook_timeout: float = 5.0,
+        webhook_connections: int = 1,
     ) -> None:
         if not _TOKEN.match(token):
             raise ValueError("a bot token looks like '123456:ABC-def'")
@@ -171,6 +183,9 @@ class LoopbackBotApi:
         self._webhook_attempts = max(1, webhook_attempts)
         self._webhook_backoff = webhook_backoff
         self._webhook_timeout = webhook_timeout
+        # Updates POSTed at once (at most the webhook's max_connections, as on Telegram); one
+        # chat's updates still one after another, in order. 1: strictly one at a time.
+        self._webhook_connections = max(1, webhook_connections)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._webhook_task: asyncio.Task[None] | None = None
@@ -370,13 +385,40 @@ class LoopbackBotApi:
             )
 
     async def _webhook_loop(self, webhook: Webhook) -> None:
-        while True:
-            if not self.world.pending:
-                await self.world.wait_change()
-                continue
-            entry = self.world.pending[0]
-            await self._deliver(webhook, entry)
-            self.world.drop_pending(entry)
+        limit = max(1, min(self._webhook_connections, webhook.max_connections))
+        in_flight: dict[int, asyncio.Task[None]] = {}  # by id() of the PendingUpdate
+        busy_chats: set[object] = set()
+        finished = 0
+
+        async def deliver(entry: PendingUpdate, chat: object) -> None:
+            nonlocal finished
+            try:
+                await self._deliver(webhook, entry)
+            finally:
+                in_flight.pop(id(entry), None)
+                busy_chats.discard(chat)
+                finished += 1
+                self.world.drop_pending(entry)
+
+        try:
+            while True:
+                for entry in list(self.world.pending):
+                    if len(in_flight) >= limit:
+                        break
+                    chat = _delivery_chat(entry)
+                    if id(entry) in in_flight or chat in busy_chats:
+                        continue
+                    busy_chats.add(chat)
+                    in_flight[id(entry)] = asyncio.get_running_loop().create_task(
+                        deliver(entry, chat), name=f"loopback-webhook-{entry.update_id}"
+                    )
+                # Look again only when an update came or a delivery ended (not on every change).
+                seen = (len(self.world.pending), finished)
+                while (len(self.world.pending), finished) == seen:
+                    await self.world.wait_change()
+        finally:
+            for task in list(in_flight.values()):
+                task.cancel()
 
     async def _deliver(self, webhook: Webhook, entry: PendingUpdate) -> bool:
         assert self._session is not None
@@ -735,6 +777,17 @@ class LoopbackBotApi:
             return f"no matching bot message in chat {chat_id}; the bot did: {seen}"
 
         return await self._wait(found, timeout, explain)
+
+    def watch(self, callback: Callable[[BotEvent], None]) -> Callable[[], None]:
+        """Call ``callback`` with each message the bot sends, edits or deletes, as it happens
+        (on the server's loop; it must not block). Returns a function that stops it."""
+        self.world.event_watchers.append(callback)
+
+        def stop() -> None:
+            with contextlib.suppress(ValueError):
+                self.world.event_watchers.remove(callback)
+
+        return stop
 
     @property
     def callback_answers(self) -> list[CallbackAnswer]:

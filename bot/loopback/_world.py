@@ -115,6 +115,8 @@ class World:
         self.callback_answers: list[CallbackAnswer] = []
         self.chat_actions: list[ChatAction] = []
         self.events: list[BotEvent] = []
+        #: Called with each new event as it happens (a load test timing replies, say).
+        self.event_watchers: list[Callable[[BotEvent], None]] = []
         self.updates: dict[int, JSONDict] = {}
         self.pending: list[PendingUpdate] = []
         self.webhook: Webhook | None = None
@@ -348,16 +350,17 @@ class World:
         return stored
 
     def _event(self, kind: str, stored: StoredMessage) -> None:
-        self.events.append(
-            BotEvent(
-                seq=len(self.events),
-                kind=kind,
-                chat_id=stored.chat_id,
-                message_id=stored.message_id,
-                thread_id=stored.thread_id,
-                message=stored.snapshot(),
-            )
+        event = BotEvent(
+            seq=len(self.events),
+            kind=kind,
+            chat_id=stored.chat_id,
+            message_id=stored.message_id,
+            thread_id=stored.thread_id,
+            message=stored.snapshot(),
         )
+        self.events.append(event)
+        for watcher in self.event_watchers:
+            watcher(event)
 
     # -- files -----------------------------------------------------------------------------
 

@@ -519,6 +519,60 @@ async def test_webhook_delivery_retries_in_order(api: LoopbackBotApi, bot: teleg
         await runner.cleanup()
 
 
+async def test_webhook_delivers_several_at_once_one_chat_after_another() -> None:
+    open_now: list[int] = []  # chats whose update is being delivered right now
+    most_at_once = 0
+    received: list[tuple[int, str]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        nonlocal most_at_once
+        body = await request.json()
+        chat = body["message"]["chat"]["id"]
+        assert chat not in open_now, "two updates of one chat delivered at once"
+        open_now.append(chat)
+        most_at_once = max(most_at_once, len(open_now))
+        await asyncio.sleep(0.05)
+        received.append((chat, body["message"]["text"]))
+        open_now.remove(chat)
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    async with LoopbackBotApi(TOKEN, webhook_connections=8) as server:
+        client = telegram.Bot(server.token, base_url=server.base_url)
+        try:
+            people = [server.person(1001 + n) for n in range(4)]
+            for round_ in range(3):
+                for person in people:
+                    await person.send(f"{person.id}-{round_}")
+            async with client:
+                await client.set_webhook(f"http://127.0.0.1:{site.port}/hook", max_connections=3)
+            await server.drain(timeout=5)
+        finally:
+            await runner.cleanup()
+    assert most_at_once == 3  # the webhook's max_connections, below the server's 8
+    for person in people:
+        mine = [text for chat, text in received if chat == person.id]
+        assert mine == [f"{person.id}-{round_}" for round_ in range(3)]
+
+
+async def test_watch_sees_each_bot_message_as_it_is_sent(
+    api: LoopbackBotApi, bot: telegram.Bot
+) -> None:
+    ana = api.person(1001)
+    seen: list[tuple[str, int, str]] = []
+    stop = api.watch(lambda event: seen.append((event.kind, event.chat_id, event.message["text"])))
+    sent = await bot.send_message(ana.id, "ett")
+    await bot.edit_message_text("två", chat_id=ana.id, message_id=sent.message_id)
+    stop()
+    await bot.send_message(ana.id, "tre")
+    assert seen == [("new", ana.id, "ett"), ("edit", ana.id, "två")]
+
+
 # -- failure injection --------------------------------------------------------------------------
 
 
