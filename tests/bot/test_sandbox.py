@@ -367,3 +367,29 @@ async def _fetch(url: str) -> str:
     async with aiohttp.ClientSession() as http, http.get(url) as response:
         assert response.status == 200
         return await response.text()
+
+
+async def test_a_taken_port_falls_back_to_the_next_free_one() -> None:
+    from aiohttp import web
+
+    from bot.sandbox.runner import listen
+
+    runner = web.AppRunner(web.Application())
+    await runner.setup()
+    try:
+        first = await listen(runner, 0)
+        taken = first.port
+        second = await listen(runner, taken)
+        assert second.port != taken and second.port > 0
+    finally:
+        await runner.cleanup()
+
+
+def test_the_database_option_takes_a_file_or_a_url(tmp_path: Path) -> None:
+    from bot.sandbox.runner import database_url as sandbox_database
+
+    assert sandbox_database(None, tmp_path) == f"sqlite:///{tmp_path / 'sandbox.sqlite3'}"
+    kept = sandbox_database("kept.sqlite3", tmp_path)
+    assert kept.startswith("sqlite:///") and Path(kept.removeprefix("sqlite:///")).is_absolute()
+    url = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    assert sandbox_database(url, tmp_path) == url
