@@ -59,7 +59,7 @@ _ARABIC_STOPWORDS = """
     إن أن ان قد لقد كل بعض أي اي عند عندنا عندي لدينا لدي لنا لي لك له لها به بها فيه فيها منه
     منها عليه عليها حتى إذا اذا أيضا ايضا غير بين يمكن يمكننا يمكنني نستطيع أستطيع استطيع نريد
     أريد اريد نود أود اود نحتاج أحتاج احتاج هناك هنا ممكن لو سمحت من فضلك شكرا مرحبا السلام
-    عليكم أم وهل فهل كم
+    عليكم أم وهل فهل كم يجب علينا لكي كي فقط جدا الآن بعد قبل
 """
 
 _FOLD_TABLE = str.maketrans(
@@ -164,8 +164,9 @@ _ARABIC_SUFFIXES = ("ها", "ان", "ات", "ون", "ين", "يه", "ه", "ي")
 def arabic_light_stem(word: str) -> str:
     """Light stemming of a folded Arabic word (after Larkey, Ballesteros & Connell's "light10").
 
-    و, then one article prefix (ال and its forms with a preposition), then a possessive ending
-    (جمعيتنا → جمعيه), then each common suffix once, as long as enough letters remain:
+    و, then one article prefix (ال and its forms with a preposition), then the alef of an
+    indefinite accusative (دعما → دعم) or a possessive ending (جمعيتنا → جمعيه), then each
+    common suffix once, as long as enough letters remain:
     الجمعيات → جمع, وبالمسبح → مسبح, مكتبتنا → مكتب.
     """
     if len(word) > 3 and word.startswith("و"):
@@ -183,6 +184,9 @@ def arabic_light_stem(word: str) -> str:
             if word.endswith(ending) and len(word) - len(ending) >= 3:
                 word = word[: -len(ending)]
                 break
+        else:
+            if len(word) >= 4 and word.endswith("ا") and word[-2] not in "اهن":
+                word = word[:-1]  # the alef of an indefinite accusative: دعما → دعم
     for suffix in _ARABIC_SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 2:
             word = word[: -len(suffix)]
