@@ -21,7 +21,7 @@ from bot.sandbox import Sandbox
 from knowledge.loading import Routing
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-ERIK, AMIRA, SARAH, KARIN = 9201, 9202, 9203, 9101
+ERIK, AMIRA, SARAH, GUNNEL, KARIN = 9201, 9202, 9203, 9204, 9101
 PATIENCE = 20_000  # milliseconds: the bot answers within one long poll, CI machines are slow
 
 
@@ -134,6 +134,13 @@ async def test_an_english_and_an_arabic_question_in_the_browser(
     view: Any, shipped_routing: Routing
 ) -> None:
     from playwright.async_api import expect
+
+    # What people write is shown as text, never run as HTML.
+    markup = '<img src=x onerror="document.body.dataset.owned=1"> <b>inte fet</b>'
+    await ask(view, GUNNEL, markup)
+    await expect(view.locator("#member-messages .msg.out .text").last).to_have_text(markup)
+    assert await view.locator("#member-messages img, #member-messages .msg.out b").count() == 0
+    assert await view.evaluate("document.body.dataset.owned") is None
 
     halls = next(d for d in shipped_routing.table.departments if d.id == "skola_fritid")
     assert halls.contact.email

@@ -110,11 +110,9 @@ function size(bytes) {
 
 function safeHref(url) {
   try {
-    const parsed = new URL(url, "https://invalid.example/");
-    if (["http:", "https:", "mailto:", "tel:"].includes(parsed.protocol) && !url.startsWith("/")) {
-      return parsed.href;
-    }
-  } catch (_) { /* not a URL */ }
+    const parsed = new URL(url);  // an absolute URL, or it throws
+    if (["http:", "https:", "mailto:", "tel:"].includes(parsed.protocol)) return parsed.href;
+  } catch (_) { /* not a URL: shown as plain text */ }
   return null;
 }
 
