@@ -40,8 +40,12 @@ async def _limit_rate(update: Update, context: ConciergeContext) -> None:
     if message is None or user is None or message.chat.type != "private" or not limit:
         return
     now = context.services.clock()
+    # Counted up to this update: a batch that arrived at once is judged message by message.
     sent = await context.services.call(
-        inbox.sent_recently, user_id=user.id, since=now - timedelta(minutes=1)
+        inbox.sent_recently,
+        user_id=user.id,
+        since=now - timedelta(minutes=1),
+        up_to=update.update_id,
     )
     if sent <= limit:
         return

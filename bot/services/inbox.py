@@ -259,13 +259,19 @@ def handling_failed(
     return False
 
 
-def sent_recently(*, session: Session, user_id: int, since: datetime) -> int:
-    """How many updates a person sent since then (the per-member limit)."""
-    found = session.exec(
+def sent_recently(
+    *, session: Session, user_id: int, since: datetime, up_to: int | None = None
+) -> int:
+    """How many updates a person sent since then, up to update ``up_to`` (the per-member
+    limit)."""
+    query = (
         select(sa.func.count())
         .select_from(InboxUpdate)
         .where(col(InboxUpdate.user_id) == user_id, col(InboxUpdate.received_at) >= since)
-    ).one()
+    )
+    if up_to is not None:
+        query = query.where(col(InboxUpdate.update_id) <= up_to)
+    found = session.exec(query).one()
     return int(found)
 
 

@@ -319,6 +319,27 @@ async def test_telegram_failing_for_a_while_delays_the_answer_but_loses_nothing(
         assert len(session.exec(select(Question)).all()) == 1
 
 
+async def test_a_member_who_floods_the_bot_is_asked_once_to_slow_down(
+    api: LoopbackBotApi, settings: Settings, services: Services
+) -> None:
+    ana = api.person(5014, "Ana")
+    limit = settings.member_messages_per_minute
+    async with running_bot(settings, services):
+        since = api.cursor()
+        for n in range(limit + 5):
+            await ana.send(f"Hej {n}")
+        await api.drain(timeout=20)
+        slow_down = await api.wait_for_message(
+            ana.chat_id, lambda m: "det gick fort" in m.get("text", ""), timeout=20, since=since
+        )
+        assert "Vänta en minut" in slow_down["text"]
+        await asyncio.sleep(1)
+    said = [m["text"] for m in api.messages(ana.chat_id)]
+    assert sum("det gick fort" in t for t in said) == 1
+    # The messages within the limit were answered; those over it were not handled.
+    assert len(said) == limit + 1
+
+
 async def test_a_failure_that_is_not_the_networks_is_told_and_kept(
     api: LoopbackBotApi, settings: Settings, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
