@@ -55,6 +55,7 @@ def export_member(*, session: Session, member_id: int) -> dict[str, Any]:
             "telegram_id": member.id,
             "first_name": member.first_name,
             "language": member.language,
+            "language_source": member.language_source,
             "unreachable": member.unreachable,
             "first_contact": _iso(member.created_at),
             "last_seen": _iso(member.last_seen_at),
