@@ -267,6 +267,17 @@ def _writable(character: Character, chat: ChatState) -> None:
         raise BadRequest(f"{character.first_name} is not in the coordinator group")
 
 
+def _postable(chat: ChatState, thread: int | None) -> None:
+    """Refuse, as Telegram's app does, to write in a topic that is closed or gone."""
+    if not chat.is_forum or thread is None:
+        return
+    topic = chat.topics.get(thread)
+    if topic is None or topic.deleted:
+        raise BadRequest("there is no such topic")
+    if topic.closed:
+        raise BadRequest("the topic is closed: nothing can be written in it")
+
+
 def _thread(raw: str | None) -> int | None:
     if raw in (None, "", "general"):
         return None
@@ -399,6 +410,7 @@ async def send(request: web.Request) -> web.Response:
         raise BadRequest(f"a message holds at most {MAX_TEXT} characters")
     thread = _int(body.get("thread"), "thread", optional=True)
     reply_to = _int(body.get("reply_to"), "reply_to", optional=True)
+    _postable(chat, thread)
     message = await person.send(text.strip(), chat=chat.id, thread_id=thread, reply_to=reply_to)
     return web.json_response({"message_id": message["message_id"]})
 
@@ -443,6 +455,7 @@ async def upload(request: web.Request) -> web.Response:
     _writable(character, chat)
     thread = _int(form.get("thread"), "thread", optional=True)
     reply_to = _int(form.get("reply_to"), "reply_to", optional=True)
+    _postable(chat, thread)
     sent = form.get("file")
     if not isinstance(sent, web.FileField):
         raise BadRequest("choose a file")

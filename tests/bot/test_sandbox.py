@@ -195,6 +195,21 @@ async def test_escalation_claim_and_reply_reach_the_member(sandbox_page: Page) -
     assert mine["reply_to"]["id"] == reply["id"]
     assert mine["reply_to"]["text"].startswith("💬 Svar i ärende")
 
+    # Closed with /close in the topic: the member is told, and the topic takes no more posts.
+    await page.post(
+        "/api/send",
+        {"as": KARIN, "chat": desk, "thread": topic["thread_id"], "text": "/close Klart."},
+    )
+    await page.bot_message(ERIK, "avslutat", after=reply["id"])
+
+    async def closed() -> bool:
+        overview = await page.get("/api/overview")
+        return any(t["closed"] for t in overview["topics"] if t["thread_id"] == topic["thread_id"])
+
+    await page.until(closed, "the topic closed")
+    late = {"as": KARIN, "chat": desk, "thread": topic["thread_id"], "text": "En sak till"}
+    assert "the topic is closed" in (await page.post("/api/send", late, 400))["error"]
+
 
 async def test_files_from_the_bot_can_be_opened(sandbox_page: Page) -> None:
     await sandbox_page.post("/api/send", {"as": SARAH, "chat": SARAH, "text": "/mydata"})
