@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.app import build_services
 from bot.config import Settings
@@ -123,7 +123,9 @@ async def test_a_thousand_members_escalate_and_the_bot_is_killed_in_the_middle(
     with Session(services.engine) as session:
         cases = session.exec(select(Case)).all()
         messages = session.exec(
-            select(CaseMessage).where(CaseMessage.direction == Direction.FROM_MEMBER)
+            select(CaseMessage)
+            .where(CaseMessage.direction == Direction.FROM_MEMBER)
+            .order_by(col(CaseMessage.id))
         ).all()
         left = session.exec(select(InboxUpdate).where(InboxUpdate.state != InboxState.DONE)).all()
     by_member = Counter(case.member_id for case in cases)
