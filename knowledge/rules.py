@@ -62,7 +62,8 @@ _PHRASE_FIELDS = frozenset(
 class Phrases(_Frozen):
     """Phrases per language: a flat YAML list (Swedish) or one list per language.
 
-    ``len()`` counts the phrases of every language; ``all()`` gives them in the order sv, en, ar.
+    ``len()`` counts the phrases of every language; iterating, or ``all()``, gives them in the
+    order sv, en, ar.
     """
 
     sv: tuple[str, ...] = ()
@@ -109,6 +110,11 @@ class Phrases(_Frozen):
 
     def __len__(self) -> int:
         return len(self.sv) + len(self.en) + len(self.ar)
+
+    # Iterating gives the phrases (not pydantic's field/value pairs), so that code written for
+    # the flat lists (``for example in rule.examples``) keeps working.
+    def __iter__(self) -> Iterator[str]:  # type: ignore[override]
+        return iter(self.all())
 
 
 class Rule(_Frozen):
@@ -331,6 +337,21 @@ def parse_yaml(
                 )
             ]
         ) from None
+    except yaml.reader.ReaderError as exc:
+        # A character YAML does not allow (NUL, other control characters), often invisible in
+        # an editor: say on which line. libyaml counts the position in UTF-8 bytes.
+        before = text.encode("utf-8", "surrogatepass")[: exc.position]
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise RulesInvalid(
+            [
+                RuleError(
+                    file,
+                    before.count(b"\n") + 1 + line_offset,
+                    f"the character U+{code:04X} is not allowed in YAML ({exc.reason}); remove "
+                    "it (it may be invisible in the editor)",
+                )
+            ]
+        ) from None
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise RulesInvalid([RuleError(file, None, f"this is not valid YAML ({exc})")]) from None
     if root is None:
@@ -485,7 +506,7 @@ def parse_rules(text: str, file: str, known_articles: set[str] | None = None) ->
                 *errors,
                 RuleError(
                     file,
-                    lines.line_of(()),
+                    lines.line_of(()) or 1,
                     "the file must be a mapping with 'version', "
                     "'thresholds', 'departments' and 'rules'",
                 ),
@@ -511,15 +532,24 @@ def parse_rules(text: str, file: str, known_articles: set[str] | None = None) ->
 def load_rules(path: Path, known_articles: set[str] | None = None) -> RoutingTable:
     """Read and validate ``path``; unreadable files are reported like invalid ones."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise RulesInvalid(
             [RuleError(str(path), None, "file not found; check the path")]
         ) from None
-    except UnicodeDecodeError:
-        raise RulesInvalid(
-            [RuleError(str(path), None, "the file is not UTF-8 text; save it as UTF-8")]
-        ) from None
     except OSError as exc:
         raise RulesInvalid([RuleError(str(path), None, f"cannot read the file ({exc})")]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RulesInvalid(
+            [
+                RuleError(
+                    str(path),
+                    raw[: exc.start].count(b"\n") + 1,
+                    f"the file is not UTF-8 text (byte 0x{raw[exc.start]:02x} here); "
+                    "save it as UTF-8",
+                )
+            ]
+        ) from None
     return parse_rules(text, str(path), known_articles)

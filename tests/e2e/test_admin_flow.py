@@ -196,7 +196,7 @@ async def test_a_valid_file_change_goes_live_by_itself_and_admins_are_told(
     question = "Kan vi boka padelbanan på söndagar?"
     async with running(settings, services) as app:
         before = services.routing
-        edit(rules, "    keywords: [halltid,", "    keywords: [padelbana, padelbanan, halltid,")
+        edit(rules, "      sv: [halltid,", "      sv: [padelbana, padelbanan, halltid,")
         await watch_rules(ConciergeContext(app))
         notice = api.messages(ADMIN)[-1]["text"]
         assert "gäller nu" in notice and "rules edited: halltider" in notice

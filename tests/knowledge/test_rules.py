@@ -152,6 +152,7 @@ def test_a_flat_list_is_swedish_and_a_mapping_has_one_list_per_language(tmp_path
     assert per_language.ar == ("نريد استئجار مقر من البلدية لجمعيتنا",)
     assert len(per_language) == 4
     assert per_language.all() == (*per_language.sv, *per_language.en, *per_language.ar)
+    assert list(per_language) == list(per_language.all())  # reads like the flat list it was
 
 
 def test_a_rule_may_have_phrases_in_one_other_language_only(tmp_path: Path) -> None:
