@@ -89,6 +89,8 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(services.settings.concurrent_updates)
         self._chats: dict[int, _ChatQueue] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # What this instance is handling (or waiting to): its leases are renewed.
+        self._held: set[int] = set()
         self._recovering: asyncio.Task[None] | None = None
 
     async def accept(self, payloads: Iterable[Mapping[str, Any]]) -> int:
@@ -102,9 +104,21 @@ class Dispatcher:
 
     def _start(self, claimed: inbox.Claimed) -> None:
         chat = _chat_of(claimed.payload)
+        self._held.add(claimed.update_id)
         task = asyncio.create_task(self._handle(claimed, chat), name=f"update-{claimed.update_id}")
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._tasks.discard(finished)
+            # No longer renewed: if it was not finished (the database was away, say), its lease
+            # runs out and it is handled again.
+            self._held.discard(claimed.update_id)
+            if not finished.cancelled() and finished.exception() is not None:
+                logger.error(
+                    "update %s: handling stopped", claimed.update_id, exc_info=finished.exception()
+                )
+
+        task.add_done_callback(done)
 
     async def _handle(self, claimed: inbox.Claimed, chat: int | None) -> None:
         if chat is None:
@@ -153,7 +167,9 @@ class Dispatcher:
         while True:
             try:
                 if loop.time() - renewed_at >= RENEW_EVERY:
-                    await self.services.call(inbox.renew, owner=self.owner)
+                    await self.services.call(
+                        inbox.renew, owner=self.owner, update_ids=sorted(self._held)
+                    )
                     renewed_at = loop.time()
                 for claimed in await self.services.call(
                     inbox.claim_due, owner=self.owner, now=self.services.clock()

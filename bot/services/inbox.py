@@ -10,7 +10,7 @@ the same update at once, and a repeat delivery of a stored update creates nothin
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -154,16 +154,25 @@ def claim_due(
     return taken
 
 
-def renew(*, session: Session, owner: str, now: datetime | None = None) -> int:
-    """Still alive: extend the lease on everything this instance is handling."""
+def renew(
+    *, session: Session, owner: str, update_ids: Sequence[int], now: datetime | None = None
+) -> int:
+    """Still alive: extend the lease on the updates this instance is handling."""
     now = now or utcnow()
-    result = session.execute(
-        sa.update(InboxUpdate)
-        .where(col(InboxUpdate.owner) == owner, col(InboxUpdate.state) == InboxState.WORKING)
-        .values(lease_until=now + LEASE)
-    )
+    renewed = 0
+    for start in range(0, len(update_ids), 500):
+        result = session.execute(
+            sa.update(InboxUpdate)
+            .where(
+                col(InboxUpdate.owner) == owner,
+                col(InboxUpdate.state) == InboxState.WORKING,
+                col(InboxUpdate.update_id).in_(update_ids[start : start + 500]),
+            )
+            .values(lease_until=now + LEASE)
+        )
+        renewed += int(result.rowcount)  # type: ignore[attr-defined]
     session.commit()
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return renewed
 
 
 def release_dead(

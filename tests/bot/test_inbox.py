@@ -147,7 +147,7 @@ def test_a_living_instance_keeps_its_updates_and_a_dead_one_is_freed_at_once(
     inbox.store(session=session, updates=[update(2)], owner="host:2:bb", now=NOW)
     # Alive: it renews, and nobody takes its update even after the first lease.
     later = NOW + inbox.LEASE - timedelta(seconds=1)
-    assert inbox.renew(session=session, owner="host:1:aa", now=later) == 1
+    assert inbox.renew(session=session, owner="host:1:aa", update_ids=[1, 2], now=later) == 1
     assert inbox.claim_due(session=session, owner="new", now=NOW + inbox.LEASE) == []
     # Known dead (a restart on the same machine): free at once, no lease to wait for.
     freed = inbox.release_dead(session=session, alive=lambda owner: owner != "host:2:bb", now=NOW)
