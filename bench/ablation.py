@@ -27,6 +27,8 @@ from clinc150 import DEFAULT_DATA, department_id, table_from_train  # noqa: E402
 QUESTION_SETS = {
     "dev": ROOT.parent / "shared" / "eval" / "dev.jsonl",
     "holdout": ROOT / "tests" / "data" / "holdout.jsonl",
+    "dev_en": ROOT / "tests" / "data" / "dev_en.jsonl",
+    "dev_ar": ROOT / "tests" / "data" / "dev_ar.jsonl",
 }
 _NOTHING = RouterOptions(
     stemming=False,
@@ -39,7 +41,7 @@ _NOTHING = RouterOptions(
 )
 STEPS: list[tuple[str, dict[str, object]]] = [
     ("nearest example, folded words", {}),
-    ("+ stemming (sv + en)", {"stemming": True}),
+    ("+ stemming (sv + en; ar: Snowball + light)", {"stemming": True}),
     ("+ compound splitting", {"compounds": True}),
     ("+ typo repair (rapidfuzz)", {"repair": True}),
     ("+ character n-grams", {"char_ngrams": True}),

@@ -5,7 +5,8 @@ include the other:
 
 * ``shipped`` — the repository's ``routing_rules.yaml``, loaded and validated the way
   ``knowledge.loading.load_routing`` does it (``load_table``, then ``Router.build``); queried with
-  the texts of ``../shared/eval/dev.jsonl`` and ``tests/data/holdout.jsonl``, repeated to at least
+  the texts of ``../shared/eval/dev.jsonl``, ``tests/data/holdout.jsonl`` and the English and
+  Arabic dev sets ``tests/data/dev_en.jsonl``, ``tests/data/dev_ar.jsonl``, repeated to at least
   2,000 calls;
 * ``clinc`` — CLINC150's train split as a table (150 departments, one rule of 100 examples each,
   no keywords, no escalation); queried with its ``test`` + ``oos_test`` texts (5,500 calls).
@@ -39,6 +40,8 @@ RULES_PATH = ROOT / "routing_rules.yaml"
 QUERY_FILES = (
     ROOT.parent / "shared" / "eval" / "dev.jsonl",
     ROOT / "tests" / "data" / "holdout.jsonl",
+    ROOT / "tests" / "data" / "dev_en.jsonl",
+    ROOT / "tests" / "data" / "dev_ar.jsonl",
 )
 DEFAULT_CLINC = ROOT.parent / "shared" / "benchmarks" / "clinc150" / "data_full.json"
 MIN_SHIPPED_CALLS = 2000

@@ -186,6 +186,7 @@ class Router:
         self._feature_index = feature_index
         self._feature_names = {index: name for name, index in feature_index.items()}
         self._idf = idf
+        self._idf_values: list[float] = idf.tolist()  # per-feature lookups without numpy scalars
         self._max_idf = float(idf.max()) if len(idf) else 1.0
         documents_t = documents.T.tocsr()
         self._postings_start = documents_t.indptr[:-1]
@@ -214,15 +215,20 @@ class Router:
         self._outside_places = {
             fold(place): place for place in table.escalation.outside_places.all()
         }
-        self._long_person_phrases = [
-            fold(phrase)
-            for phrase in table.escalation.person_phrases.all()
-            if len(fold(phrase)) >= 10
-        ]
+        # Longer person phrases by script, for the fuzzy match of a request typed with typos.
+        self._long_person_phrases: dict[bool, list[str]] = {False: [], True: []}
+        for phrase in table.escalation.person_phrases.all():
+            if len(fold(phrase)) >= 10:
+                self._long_person_phrases[_mostly_arabic(phrase)].append(fold(phrase))
+        # Each person phrase as the stems of its words, found through the stems of its first.
         self._person_phrases = [
-            (fold(phrase), [stems(w) for w in words(phrase)])
+            [stems(word) for word in words(phrase)]
             for phrase in table.escalation.person_phrases.all()
         ]
+        self._person_phrases_by_stem: dict[str, list[int]] = {}
+        for position, phrase_stems in enumerate(self._person_phrases):
+            for stem in sorted(phrase_stems[0] if phrase_stems else ()):
+                self._person_phrases_by_stem.setdefault(stem, []).append(position)
 
     # -- building --------------------------------------------------------------------------
 
@@ -502,14 +508,18 @@ class Router:
         query_stems: set[str] = set()
         for word in words(text):
             query_stems |= stems(word)
-        for _, phrase_stems in self._person_phrases:
-            if phrase_stems and all(not s.isdisjoint(query_stems) for s in phrase_stems):
+        candidates: set[int] = set()
+        for stem in query_stems:
+            candidates.update(self._person_phrases_by_stem.get(stem, ()))
+        for position in candidates:
+            if all(not s.isdisjoint(query_stems) for s in self._person_phrases[position]):
                 return True
         # Typed with typos ("prata med en manniska"): a close match of a longer phrase.
+        long_phrases = self._long_person_phrases[_mostly_arabic(folded)]
         return bool(
-            self._long_person_phrases
+            long_phrases
             and process.extractOne(
-                folded, self._long_person_phrases, scorer=fuzz.partial_ratio, score_cutoff=92
+                folded, long_phrases, scorer=fuzz.partial_ratio, score_cutoff=92
             )
         )
 
@@ -532,11 +542,12 @@ class Router:
     def _vector(self, text: str) -> tuple[_Query | None, list[ContentWord]]:
         feats, content = self._analyzer.analyse(text, repair=self.options.repair)
         columns, values = [], []
+        index, idf = self._feature_index, self._idf_values
         for feature, weight in feats.items():
-            column = self._feature_index.get(feature)
+            column = index.get(feature)
             if column is not None:
                 columns.append(column)
-                values.append(weight * self._idf[column])
+                values.append(weight * idf[column])
         if not columns:
             return None, content
         vector = np.asarray(values, dtype=np.float32)
@@ -680,6 +691,11 @@ def _department_names(department: Department) -> list[str]:
     """A department's names as a member may write them, without the parenthesised part."""
     names = [department.name, department.name_en or ""]
     return [re.sub(r"\(.*?\)", "", name).strip() for name in names if name.strip()]
+
+
+def _mostly_arabic(text: str) -> bool:
+    found = words(text)
+    return sum(1 for word in found if is_arabic(word)) * 2 > len(found)
 
 
 def _place_forms(word: str) -> tuple[str, ...]:
