@@ -125,3 +125,19 @@ def test_international_numbers_and_suggestion_texts_are_masked(shipped_routing: 
     traffic = [TrafficQuestion("Jag heter Anna, ring 0701234567 om padelbanan", "skola_fritid")]
     described = suggest(shipped_routing.table, shipped_routing.router, traffic, []).describe()
     assert "0701234567" not in described and "padelbanan" in described
+
+
+def test_suggestions_from_arabic_traffic_go_to_the_arabic_examples(
+    shipped_routing: Routing,
+) -> None:
+    traffic = [
+        TrafficQuestion("هل يمكن حجز ملعب البادل يوم الأحد؟", "skola_fritid"),
+        TrafficQuestion("كيف نحجز ملعب البادل للناشئين؟", "skola_fritid"),
+        TrafficQuestion("هل توجد أوقات فارغة في ملعب البادل هذا الشتاء؟", "skola_fritid"),
+    ]
+    found = suggest(shipped_routing.table, shipped_routing.router, traffic, HALL_QUESTIONS)
+    padel = next(p for p in found.proposals if p.department == "skola_fritid")
+    assert padel.language == "ar"
+    described = found.describe()
+    assert "add examples (ar):" in described and "ملعب البادل" in described
+    assert padel.placed_after >= padel.placed_before
