@@ -31,6 +31,7 @@ from rapidfuzz import fuzz, process
 
 from knowledge.rules import Department, RoutingTable
 from knowledge.text import (
+    ARABIC_PROCLITICS,
     Analyzer,
     ContentWord,
     Language,
@@ -62,8 +63,6 @@ _CASE_REFERENCE = re.compile(
     r"(?:[a-z]{1,4}\W?)?\d[\d\-/]{2,}"
     r"|\b[وبلف]?(?:ال)?طلب\w{0,3}\W{0,3}(?:رقم)?\W{0,3}(?:[a-z]{1,4}\W?)?(?:\d{2,4}[-/]\d+|\d{5,})"
 )
-# Arabic clitics that may be written onto a place name: "بمالمو" (in Malmö), "ولوند" (and Lund).
-_ARABIC_PROCLITICS = frozenset("وبلفك")
 
 
 @dataclass(frozen=True)
@@ -699,12 +698,15 @@ def _mostly_arabic(text: str) -> bool:
 
 
 def _place_forms(word: str) -> tuple[str, ...]:
-    """``word`` and, for an Arabic word, the word without one or two leading clitics."""
+    """``word`` and, for an Arabic word, without one or two particles written onto it.
+
+    "بمالمو" is "in Malmö", "ولوند" "and Lund".
+    """
     if not is_arabic(word):
         return (word,)
     forms = [word]
     for cut in (1, 2):
-        if len(word) - cut >= 3 and set(word[:cut]) <= _ARABIC_PROCLITICS:
+        if len(word) - cut >= 3 and set(word[:cut]) <= ARABIC_PROCLITICS:
             forms.append(word[cut:])
     return tuple(forms)
 

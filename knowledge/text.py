@@ -154,6 +154,7 @@ def stems(word: str) -> frozenset[str]:
     return frozenset((swedish.stemWord(word), english.stemWord(word)))
 
 
+ARABIC_PROCLITICS = frozenset("وفبلك")
 _ARABIC_PREFIXES = ("وال", "بال", "كال", "فال", "ال", "لل")
 # Possessive endings ("our", "their" …); after ت they stand on a ة (جمعيتنا = جمعية + نا).
 _ARABIC_POSSESSIVES = ("تكما", "تهما", "كما", "هما", "تنا", "تها", "تهم", "تكم", "تهن")
@@ -251,6 +252,23 @@ class Vocabulary:
                 return [head, *rest]
         return []
 
+    def without_proclitic(self, word: str) -> str | None:
+        """An unknown Arabic word read without the particles written onto it, if then known.
+
+        و ف ب ل ك ("and", "so", "in", "for", "like") are written onto the next word without the
+        article that the stemmers remove: لحفل, بمسبح, وكمكتب. One or two of them are taken off
+        when what remains (three letters or more) is a word the table knows.
+        """
+        if not is_arabic(word):
+            return None
+        for cut in (1, 2):
+            bare = word[cut:]
+            if len(bare) < 3 or not set(word[:cut]) <= ARABIC_PROCLITICS:
+                break
+            if bare not in STOPWORDS and self.knows(bare):
+                return bare
+        return None
+
     def nearest(self, word: str) -> tuple[str, float] | None:
         """The known word closest to a misspelt ``word`` (rapidfuzz), with its similarity 0–1."""
         if len(word) < _MIN_TYPO_LENGTH or is_arabic(word):
@@ -314,6 +332,10 @@ class Analyzer:
             known = 0.0
             if not function_word:
                 known = 1.0 if self.vocabulary.knows(word) else 0.0
+                if not known and repair:
+                    bare = self.vocabulary.without_proclitic(word)
+                    if bare is not None:  # "لحفل", for a party: the table knows "حفل"
+                        word, known = bare, 1.0
                 near = None if known or not repair else self.vocabulary.nearest(word)
                 # A near-certain typo ("idrotshall") is repaired before trying to split it.
                 parts = (

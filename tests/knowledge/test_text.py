@@ -140,3 +140,18 @@ def test_language_is_detected_from_script_and_function_words() -> None:
     assert detect_language("كيف نحصل على LOK-stöd؟") == "ar"
     assert detect_language("halltider?") is None
     assert detect_language("") is None
+
+
+def test_particles_written_onto_an_unknown_arabic_word_are_read_off() -> None:
+    known = vocabulary(fold("حفل"), fold("مسبح"), "lokal")
+    assert known.without_proclitic(fold("لحفل")) == fold("حفل")  # for a party
+    assert known.without_proclitic(fold("ولحفل")) == fold("حفل")  # and for a party
+    assert known.without_proclitic(fold("بلدية")) is None  # "لدية" is no word the table knows
+    assert known.without_proclitic("klokal") is None  # not Arabic
+
+
+def test_an_unknown_word_with_a_particle_counts_as_known() -> None:
+    analyzer = Analyzer(vocabulary(fold("حفل"), fold("موسيقي")))
+    _, content = analyzer.analyse(fold("لحفل موسيقي"))
+    assert [word.known for word in content] == [1.0, 1.0]
+    assert "w:" + min(stems(fold("حفل")), key=len) in analyzer.features(fold("لحفل"))
