@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import html
 import logging
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, MessageHandler, filters
 
 from bot.app import ConciergeContext
@@ -41,10 +44,14 @@ from handlers.common import current_member, send
 logger = logging.getLogger(__name__)
 
 # Button data (at most 64 bytes): what to do and with which stored row — never who may do it.
-_FEEDBACK = re.compile(r"^fb:(\d{1,12}):([yn])$")
-_CHOICE = re.compile(r"^cl:(\d{1,12}):(\d{1,2}|none)$")
-_PENDING = re.compile(r"^pm:(\d{1,12}):([cn])$")
-_EASY_READ = re.compile(r"^ll:(\d{1,12})$")
+# Row ids are 32-bit (INTEGER on PostgreSQL): a longer number is no row, and looking it up fails.
+_FEEDBACK = re.compile(r"^fb:(\d{1,9}):([yn])$")
+_CHOICE = re.compile(r"^cl:(\d{1,9}):(\d{1,2}|none)$")
+_PENDING = re.compile(r"^pm:(\d{1,9}):([cn])$")
+_EASY_READ = re.compile(r"^ll:(\d{1,9})$")
+# "typing…" is shown only when the answer takes longer than this (seconds): most come within
+# a fraction of a second, and each chat action is one more request to Telegram.
+TYPING_AFTER = 1.0
 
 
 async def question_received(update: Update, context: ConciergeContext) -> None:
@@ -68,21 +75,41 @@ async def question_received(update: Update, context: ConciergeContext) -> None:
         )
         or member
     )
-    await context.bot.send_chat_action(message.chat_id, ChatAction.TYPING)
     reply_to = message.reply_to_message.message_id if message.reply_to_message else None
-    outcome = await context.services.call(
-        conversation.receive_text,
-        routing=context.services.routing,
-        policy=context.services.policy,
-        member_id=member.id,
-        chat_id=message.chat_id,
-        text=message.text,
-        language=member.language,
-        reply_to_message_id=reply_to,
-        update_id=update.update_id,
-        now=context.services.clock(),
-    )
+    async with typing_if_slow(context, message.chat_id):
+        outcome = await context.services.call(
+            conversation.receive_text,
+            routing=context.services.routing,
+            policy=context.services.policy,
+            member_id=member.id,
+            chat_id=message.chat_id,
+            text=message.text,
+            language=member.language,
+            reply_to_message_id=reply_to,
+            update_id=update.update_id,
+            now=context.services.clock(),
+        )
     await reply_with(context, message.chat_id, outcome, member.language, member.first_name)
+
+
+@contextlib.asynccontextmanager
+async def typing_if_slow(context: ConciergeContext, chat_id: int) -> AsyncIterator[None]:
+    """Show "typing…" in the chat if the block is still running after ``TYPING_AFTER``."""
+
+    async def show() -> None:
+        await asyncio.sleep(TYPING_AFTER)
+        try:
+            await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
+        except TelegramError as exc:  # only a courtesy: the answer still comes
+            logger.info("could not show typing in chat %s: %s", chat_id, exc)
+
+    typing = asyncio.create_task(show(), name=f"typing-{chat_id}")
+    try:
+        yield
+    finally:
+        typing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await typing
 
 
 async def reply_with(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,8 @@ from telegram.ext import Application
 from bot.app import MEMBER_COMMANDS, Services, build_application
 from bot.config import Settings
 from bot.loopback import LoopbackBotApi
+from bot.services import conversation
+from handlers import question
 
 _update_ids = iter(range(1, 10_000))
 
@@ -78,7 +81,26 @@ async def test_a_question_is_answered_with_buttons(
     labels = [b["text"] for row in reply["reply_markup"]["inline_keyboard"] for b in row]
     # LOK-stöd is one of the most asked: it also comes in easy Swedish.
     assert labels == ["👍 Det hjälpte", "Nej — koppla mig till samordnaren", "📖 Lättläst version"]
-    assert any(a.action == "typing" and a.chat_id == 6001 for a in api.chat_actions)
+
+
+async def test_typing_is_shown_while_an_answer_is_slow_to_come(
+    app: Application[Any, Any, Any, Any, Any, Any],
+    api: LoopbackBotApi,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    route = conversation.receive_text
+
+    def slow_route(**kwargs: Any) -> Any:
+        time.sleep(0.5)
+        return route(**kwargs)
+
+    monkeypatch.setattr(conversation, "receive_text", slow_route)
+    monkeypatch.setattr(question, "TYPING_AFTER", 0.05)
+    await app.process_update(message_update(api, app.bot, 6001, "Hur söker vi LOK-stöd?"))
+    [typing] = [a for a in api.chat_actions if a.chat_id == 6001]
+    assert typing.action == "typing"
+    reply = api.messages(6001)[-1]
+    assert "Skol- och fritidsförvaltningen" in reply["text"]
 
 
 async def test_language_follows_the_client_and_english_articles_are_used(
