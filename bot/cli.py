@@ -140,7 +140,7 @@ def sandbox(
                 open_browser=open_browser,
             )
         )
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         click.echo("Stopped.")
     except RulesInvalid as exc:
         _fail_invalid(exc)

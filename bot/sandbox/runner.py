@@ -13,7 +13,7 @@ import signal
 import sys
 import tempfile
 import webbrowser
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -230,39 +230,56 @@ async def serve(
     workdir: Path | None = None,
     open_browser: bool | None = None,
 ) -> None:
-    """Run the sandbox until cancelled (Ctrl-C), printing where it is."""
-    async with Sandbox(port=port, database=database, workdir=workdir) as sandbox:
-        if port and sandbox.port != port:
-            echo(f"Port {port} is taken; using {sandbox.port}.")
-        echo(f"Föreningslotsen sandbox: {sandbox.url}")
-        echo(f"  members: {', '.join(c.label for c in sandbox.cast.members)}")
-        echo(
-            "  coordinators and admins: "
-            + ", ".join(c.first_name for c in sandbox.cast.coordinators)
-        )
-        echo(f"  routing table (a copy; edit it, then /reload as an admin): {sandbox.rules_path}")
-        echo(f"  database: {_shown_database(sandbox.settings.database_url)}")
-        echo("Ctrl-C stops it.")
-        if open_browser if open_browser is not None else can_open_browser():
-            await asyncio.to_thread(webbrowser.open, sandbox.url)
-        await _until_stopped()
-        echo("Stopping …")
+    """Run the sandbox until Ctrl-C or SIGTERM, printing where it is.
 
-
-async def _until_stopped() -> None:
-    """Wait for Ctrl-C or SIGTERM, so that everything is stopped in order and cleaned up."""
+    A signal while it starts cancels the start (everything started so far is stopped and
+    the temporary folder removed: asyncio.CancelledError); once it runs, it stops in order.
+    """
     stop = asyncio.Event()
+    starting = asyncio.current_task()
+
+    def on_signal() -> None:
+        if starting is not None and not starting.done() and not running:
+            starting.cancel()
+        stop.set()
+
+    running = False
+    with _signals(on_signal):
+        async with Sandbox(port=port, database=database, workdir=workdir) as sandbox:
+            running = True
+            if port and sandbox.port != port:
+                echo(f"Port {port} is taken; using {sandbox.port}.")
+            echo(f"Föreningslotsen sandbox: {sandbox.url}")
+            echo(f"  members: {', '.join(c.label for c in sandbox.cast.members)}")
+            echo(
+                "  coordinators and admins: "
+                + ", ".join(c.first_name for c in sandbox.cast.coordinators)
+            )
+            echo(
+                f"  routing table (a copy; edit it, then /reload as an admin): "
+                f"{sandbox.rules_path}"
+            )
+            echo(f"  database: {_shown_database(sandbox.settings.database_url)}")
+            echo("Ctrl-C stops it.")
+            if open_browser if open_browser is not None else can_open_browser():
+                await asyncio.to_thread(webbrowser.open, sandbox.url)
+            await stop.wait()
+            echo("Stopping …")
+
+
+@contextlib.contextmanager
+def _signals(handler: Callable[[], None]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM call ``handler`` on the loop, so everything is stopped in order."""
     loop = asyncio.get_running_loop()
-    signals = (signal.SIGINT, signal.SIGTERM)
     installed = []
-    for number in signals:
+    for number in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(number, stop.set)
+            loop.add_signal_handler(number, handler)
         except (NotImplementedError, RuntimeError):  # Windows: Ctrl-C arrives as KeyboardInterrupt
             continue
         installed.append(number)
     try:
-        await stop.wait()
+        yield
     finally:
         for number in installed:
             loop.remove_signal_handler(number)

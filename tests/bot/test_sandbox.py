@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -356,17 +357,25 @@ async def test_an_admin_edits_the_copy_of_the_rules_and_reloads(
     assert (tmp_path / "work" / "routing_rules.yaml").is_file()  # a given folder is kept
 
 
-def test_concierge_sandbox_prints_its_address_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    environment = {**os.environ, "TMPDIR": str(tmp_path)}
-    process = subprocess.Popen(
+def _start_command(tmp_path: Path) -> subprocess.Popen[str]:
+    """`concierge sandbox --port 0 --no-open`, with its temporary folder under tmp_path."""
+    return subprocess.Popen(
         [sys.executable, "-c", "from bot.cli import main; main()", "sandbox", "--port", "0"]
         + ["--no-open"],
         cwd=tmp_path,
-        env=environment,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _work_folders(tmp_path: Path) -> list[Path]:
+    return [p for p in tmp_path.iterdir() if p.name.startswith("foreningslotsen-sandbox-")]
+
+
+def test_concierge_sandbox_prints_its_address_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    process = _start_command(tmp_path)
     try:
         assert process.stdout is not None
         first = process.stdout.readline()
@@ -374,7 +383,7 @@ def test_concierge_sandbox_prints_its_address_and_stops_on_ctrl_c(tmp_path: Path
         assert match, first + (process.stderr.read() if process.stderr else "")
         page = asyncio.run(_fetch(match[1]))
         assert "<title>Föreningslotsen · sandlåda</title>" in page
-        work = [p for p in tmp_path.iterdir() if p.name.startswith("foreningslotsen-sandbox-")]
+        work = _work_folders(tmp_path)
         assert len(work) == 1 and (work[0] / "routing_rules.yaml").is_file()
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
@@ -384,7 +393,26 @@ def test_concierge_sandbox_prints_its_address_and_stops_on_ctrl_c(tmp_path: Path
             process.wait()
     assert process.returncode == 0, err
     assert "Stopping" in out
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith("foreningslotsen-sandbox-")]
+    assert _work_folders(tmp_path) == []
+
+
+def test_sigterm_while_starting_leaves_nothing_behind(tmp_path: Path) -> None:
+    process = _start_command(tmp_path)
+    try:
+        for _ in range(600):
+            if _work_folders(tmp_path) or process.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert _work_folders(tmp_path), "the sandbox never started"
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert "Stopped." in out or "Stopping" in out
+    assert _work_folders(tmp_path) == []
 
 
 async def _fetch(url: str) -> str:
