@@ -22,8 +22,8 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Generic, TypeVar
 
 from aiohttp import web
 from telegram import Update
@@ -77,6 +77,45 @@ class _ChatQueue:
         self.users = 0
 
 
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class _GroupCommit(Generic[Item, Result]):
+    """What arrives while a transaction is being written waits for it, then goes into the next
+    one together: under load many updates cost one commit (one disk sync), not one each. Each
+    caller returns only once its own item is committed."""
+
+    def __init__(self, write: Callable[[list[Item]], Awaitable[list[Result]]]) -> None:
+        self._write = write
+        self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._writing: asyncio.Task[None] | None = None
+
+    async def put(self, item: Item) -> Result:
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._writing is None:
+            self._writing = asyncio.create_task(self._write_all(), name="group-commit")
+        return await future
+
+    async def _write_all(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    results = await self._write([item for item, _ in batch])
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._writing = None
+
+
 class Dispatcher:
     """Stores updates in the inbox and hands them to the Application, at least once."""
 
@@ -92,15 +131,28 @@ class Dispatcher:
         # What this instance is handling (or waiting to): its leases are renewed.
         self._held: set[int] = set()
         self._recovering: asyncio.Task[None] | None = None
+        self._storing = _GroupCommit(self._store)
+        self._finishing = _GroupCommit(self._finish)
 
     async def accept(self, payloads: Iterable[Mapping[str, Any]]) -> int:
         """Store a batch (returns once it is safe in the database) and start handling it."""
+        return await self._storing.put(list(payloads))
+
+    async def _store(self, batches: list[list[Mapping[str, Any]]]) -> list[int]:
         fresh = await self.services.call(
-            inbox.store, updates=list(payloads), owner=self.owner, now=self.services.clock()
+            inbox.store,
+            updates=[payload for batch in batches for payload in batch],
+            owner=self.owner,
+            now=self.services.clock(),
         )
         for claimed in fresh:
             self._start(claimed)
-        return len(fresh)
+        stored = {claimed.update_id for claimed in fresh}
+        return [sum(payload.get("update_id") in stored for payload in batch) for batch in batches]
+
+    async def _finish(self, update_ids: list[int]) -> list[None]:
+        await self.services.call(inbox.finish_many, update_ids=update_ids, owner=self.owner)
+        return [None] * len(update_ids)
 
     def _start(self, claimed: inbox.Claimed) -> None:
         chat = _chat_of(claimed.payload)
@@ -149,7 +201,7 @@ class Dispatcher:
         # Handler errors go to the error handler, which moves the row on (retry or give up);
         # then finishing it here finds it no longer ours and does nothing.
         await self.app.process_update(update)
-        await self.services.call(inbox.finish, update_id=claimed.update_id, owner=self.owner)
+        await self._finishing.put(claimed.update_id)
 
     async def start_recovering(self) -> None:
         self._recovering = asyncio.create_task(self._recover_forever(), name="inbox-recovery")

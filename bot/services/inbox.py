@@ -200,17 +200,22 @@ def release_dead(
 
 def finish(*, session: Session, update_id: int, owner: str) -> bool:
     """Handled: forget the payload. ``False`` when the row was no longer ours."""
+    return finish_many(session=session, update_ids=[update_id], owner=owner) == 1
+
+
+def finish_many(*, session: Session, update_ids: Iterable[int], owner: str) -> int:
+    """Several handled, in one transaction; returns how many of them were still ours."""
     result = session.execute(
         sa.update(InboxUpdate)
         .where(
-            col(InboxUpdate.update_id) == update_id,
+            col(InboxUpdate.update_id).in_(list(update_ids)),
             col(InboxUpdate.state) == InboxState.WORKING,
             col(InboxUpdate.owner) == owner,
         )
         .values(state=InboxState.DONE, payload="", lease_until=None)
     )
     session.commit()
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def first_delivery(

@@ -50,6 +50,21 @@ def test_finishing_forgets_the_text_and_only_the_owner_can_finish(session: Sessi
     assert not inbox.first_delivery(session=session, update_id=1)
 
 
+def test_several_finished_at_once_only_those_still_held_by_the_instance(
+    session: Session,
+) -> None:
+    inbox.store(session=session, updates=[update(1), update(2)], owner="a", now=NOW)
+    inbox.store(session=session, updates=[update(3)], owner="b", now=NOW)
+    assert inbox.finish_many(session=session, update_ids=[1, 2, 3, 4], owner="a") == 2
+    session.expire_all()
+    states = {n: session.get(InboxUpdate, n) for n in (1, 2, 3)}
+    assert {n: (row.state, row.payload == "") for n, row in states.items() if row} == {
+        1: (InboxState.DONE, True),
+        2: (InboxState.DONE, True),
+        3: (InboxState.WORKING, False),
+    }
+
+
 def test_an_instance_that_died_is_taken_over_when_its_lease_runs_out(session: Session) -> None:
     inbox.store(session=session, updates=[update(1)], owner="dead", now=NOW)
     assert inbox.claim_due(session=session, owner="alive", now=NOW + timedelta(seconds=30)) == []

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.ingress import MAX_WEBHOOK_BYTES, webhook_app
+from bot.ingress import MAX_WEBHOOK_BYTES, _GroupCommit, webhook_app
 
 SECRET = "the-right-secret_123"
 
@@ -71,3 +73,34 @@ async def test_a_huge_body_is_refused() -> None:
 
 async def test_when_it_cannot_be_stored_telegram_is_asked_to_deliver_again() -> None:
     assert await post(Accepting(fail=True), UPDATE, SECRET) == 503
+
+
+async def test_what_comes_while_a_commit_is_written_goes_into_the_next_one_together() -> None:
+    written: list[list[int]] = []
+    first_written = asyncio.Event()
+    release = asyncio.Event()
+
+    async def write(items: list[int]) -> list[str]:
+        if not written:
+            first_written.set()
+            await release.wait()  # the first commit is slow to reach the disk
+        if 13 in items:
+            raise OSError("database unreachable")
+        written.append(items)
+        return [f"stored {item}" for item in items]
+
+    commits = _GroupCommit(write)
+    first = asyncio.create_task(commits.put(1))
+    await first_written.wait()
+    later = [asyncio.create_task(commits.put(n)) for n in (2, 3, 4)]
+    await asyncio.sleep(0.01)
+    # Nobody is told "stored" before their own commit is written.
+    assert not first.done() and not any(task.done() for task in later)
+    release.set()
+    assert await first == "stored 1"
+    assert await asyncio.gather(*later) == ["stored 2", "stored 3", "stored 4"]
+    assert written == [[1], [2, 3, 4]]
+    # A commit that fails fails for those in it, and the next one is written as usual.
+    with pytest.raises(OSError):
+        await commits.put(13)
+    assert await commits.put(5) == "stored 5"
