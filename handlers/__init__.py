@@ -13,6 +13,7 @@ def register_all(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         announce,
         desk,
         errors,
+        malformed,
         media,
         member,
         privacy,
@@ -21,6 +22,7 @@ def register_all(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         updates,
     )
 
+    malformed.register(app)
     updates.register(app)
     member.register(app)
     admin.register(app)

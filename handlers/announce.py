@@ -29,7 +29,8 @@ from handlers.common import current_member, send
 from handlers.desk import DESK_LANGUAGE, _desk_command_allowed, _reply
 
 logger = logging.getLogger(__name__)
-_SIGN_UP = re.compile(r"^ev:(\d{1,12})$")
+# At most 9 digits: a longer number is no event id (32-bit), and looking it up fails.
+_SIGN_UP = re.compile(r"^ev:(\d{1,9})$")
 _PROGRESS_EVERY = 2.0  # seconds between progress updates on the desk
 _BATCH = 400
 CONCURRENT_SENDS = 8  # sends under way at once; the pacer sets the rate
@@ -413,4 +414,5 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(CommandHandler("announce", announce_command, filters=groups))
     app.add_handler(CommandHandler("event", event_command, filters=groups))
     app.add_handler(CommandHandler("events", events_command, filters=filters.ChatType.PRIVATE))
-    app.add_handler(CallbackQueryHandler(sign_up_pressed, pattern=r"^ev:"))
+    # Other "ev:" data falls through to the catch-all, which says the button is stale.
+    app.add_handler(CallbackQueryHandler(sign_up_pressed, pattern=_SIGN_UP))

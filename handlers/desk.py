@@ -48,9 +48,10 @@ logger = logging.getLogger(__name__)
 
 DESK_LANGUAGE = "sv"
 DESK_COMMANDS = ("queue", "case", "mine", "stats", "close", "associations")
-_BUTTON = re.compile(r"^dk:([chxbe]):(\d{1,12})$")
-_HAND_TO = re.compile(r"^dk:t:(\d{1,12}):([a-z0-9_\-]{1,64})$")
-_RATE = re.compile(r"^rate:(\d{1,12}):(\d)$")
+# Row ids are 32-bit (INTEGER on PostgreSQL): a longer number is no row, and looking it up fails.
+_BUTTON = re.compile(r"^dk:([chxbe]):(\d{1,9})$")
+_HAND_TO = re.compile(r"^dk:t:(\d{1,9}):([a-z0-9_\-]{1,64})$")
+_RATE = re.compile(r"^rate:(\d{1,9}):(\d)$")
 _COORDINATOR_STATUSES = {
     ChatMemberStatus.OWNER,
     ChatMemberStatus.ADMINISTRATOR,

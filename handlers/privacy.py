@@ -9,6 +9,7 @@ from datetime import time
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
 
 from bot.app import ConciergeContext, leader_only
@@ -68,7 +69,10 @@ async def forget_pressed(update: Update, context: ConciergeContext) -> None:
         members.language_of, user_id=user.id, fallback=members.language_for(user.language_code)
     )
     await query.answer()
-    await query.edit_message_reply_markup(reply_markup=None)
+    try:
+        await query.edit_message_reply_markup(reply_markup=None)
+    except BadRequest as exc:  # gone, too old or never ours to edit: the answer still counts
+        logger.info("could not remove the /forget buttons: %s", exc)
     if query.data != "fg:yes":
         await send(context, query.message.chat.id, text("forget_cancelled", language))
         return

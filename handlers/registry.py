@@ -21,10 +21,11 @@ from handlers.common import current_member, send
 logger = logging.getLogger(__name__)
 _PRIVATE = filters.ChatType.PRIVATE
 _STEP = re.compile(r"^rg:(\w{1,20}):(\w{1,20})$")
-_JOIN = re.compile(r"^aj:(\d{1,12}):([yn])$")
+# At most 9 digits: longer numbers are no row id (32-bit), and looking them up fails.
+_JOIN = re.compile(r"^aj:(\d{1,9}):([yn])$")
 _FIND = re.compile(r"^fd:(\w{1,20})$")
 _TOPIC = re.compile(r"^sb:(\w{1,20})$")
-_ENTRY = re.compile(r"^ac:(\d{1,12}):(ok|up)$")
+_ENTRY = re.compile(r"^ac:(\d{1,9}):(ok|up)$")
 
 
 def _keyboard(prompt: Prompt, language: str) -> InlineKeyboardMarkup | None:
@@ -338,11 +339,13 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(
         CommandHandler(["subscribe", "unsubscribe"], subscribe_command, filters=_PRIVATE)
     )
-    app.add_handler(CallbackQueryHandler(registration_button, pattern=r"^rg:"))
-    app.add_handler(CallbackQueryHandler(join_decision, pattern=r"^aj:"))
-    app.add_handler(CallbackQueryHandler(find_button, pattern=r"^fd:"))
-    app.add_handler(CallbackQueryHandler(topic_button, pattern=r"^sb:"))
-    app.add_handler(CallbackQueryHandler(entry_button, pattern=r"^ac:"))
+    # Only data our buttons carry; anything else (forged, or from an older version) falls
+    # through to the catch-all in handlers.question, which tells the member it is stale.
+    app.add_handler(CallbackQueryHandler(registration_button, pattern=_STEP))
+    app.add_handler(CallbackQueryHandler(join_decision, pattern=_JOIN))
+    app.add_handler(CallbackQueryHandler(find_button, pattern=_FIND))
+    app.add_handler(CallbackQueryHandler(topic_button, pattern=_TOPIC))
+    app.add_handler(CallbackQueryHandler(entry_button, pattern=_ENTRY))
     if app.job_queue is not None:
         app.job_queue.run_repeating(
             leader_only(remind_entries), interval=6 * 3600, first=60, name="entry-reminders"

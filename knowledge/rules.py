@@ -275,7 +275,8 @@ class _Converter:
             self.problems.append(
                 (
                     self.line(node),
-                    f"'{node.value}' cannot be read ({reason}); put it in quotes or correct it",
+                    f"'{_shorten(str(node.value))}' cannot be read ({reason}); put it in quotes "
+                    "or correct it",
                 )
             )
             return None
@@ -389,9 +390,14 @@ _TYPE_WORDS = {
     "int_parsing": "a whole number",
     "int_type": "a whole number",
     "int_from_float": "a whole number",
+    "int_parsing_size": "a whole number of a sensible size",
     "bool_type": "true or false",
     "bool_parsing": "true or false",
 }
+
+
+def _shorten(shown: str, limit: int = 80) -> str:
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -412,7 +418,7 @@ def _describe(error: dict[str, Any]) -> str:
             "'_' or '-'"
         )
     if kind in _TYPE_WORDS:
-        return f"{loc} must be {_TYPE_WORDS[kind]}, not {error['input']!r}"
+        return f"{loc} must be {_TYPE_WORDS[kind]}, not {_shorten(repr(error['input']))}"
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{loc}: {message}" if loc else message
 

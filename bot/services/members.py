@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +20,15 @@ def language_for(code: str | None) -> str:
     return primary if primary in languages() else DEFAULT_LANGUAGE
 
 
+# Control characters (NUL included: PostgreSQL refuses it) and lone surrogates.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def one_line(name: str, limit: int = 128) -> str:
+    """A name as one plain line: it goes into HTML lines (cards, desk posts) split at line ends."""
+    return " ".join(_UNPRINTABLE.sub(" ", name).split())[:limit]
+
+
 def touch_member(
     *,
     session: Session,
@@ -33,14 +43,14 @@ def touch_member(
     if member is None:
         member = Member(
             id=user_id,
-            first_name=first_name[:128],
+            first_name=one_line(first_name),
             language=language_for(language_code),
             language_source=LanguageSource.TELEGRAM,
             created_at=now,
             last_seen_at=now,
         )
     else:
-        member.first_name = first_name[:128]
+        member.first_name = one_line(first_name)
         member.last_seen_at = now
         member.unreachable = False
     session.add(member)
