@@ -113,7 +113,7 @@ def bot_command(
 ) -> tuple[list[str], dict[str, str]]:
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": str(args.code or ROOT),
         "TELEGRAM_BOT_TOKEN": TOKEN,
         "TELEGRAM_API_URL": api.base_url,
         "TELEGRAM_FILE_URL": api.base_file_url,
@@ -180,6 +180,17 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def waiting_for_cpu(pid: int) -> float:
+    """Seconds the process's threads were ready to run but waited for a core (schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -204,6 +215,8 @@ class Run:
     peak_rss: float = 0.0
     cpu: float = 0.0
     harness_cpu: float = 0.0
+    # Share of the time the bot's and the harness's threads waited for a core: other load.
+    starved: tuple[float, float] = (0.0, 0.0)
     seconds: float = 0.0
 
     @property
@@ -336,6 +349,7 @@ async def measure(
             await asyncio.sleep(1.0)  # the webhook is registered just after listening
             cpu_before = cpu_seconds(process.pid)
             harness_before = time.process_time()
+            starved_before = (waiting_for_cpu(process.pid), waiting_for_cpu(os.getpid()))
             profiler = await start_profiler(process.pid, kind, run.think, args)
             await load(
                 api,
@@ -349,6 +363,10 @@ async def measure(
             run.cpu = (cpu_seconds(process.pid) - cpu_before) / (args.warmup + args.duration)
             run.harness_cpu = (time.process_time() - harness_before) / (
                 args.warmup + args.duration
+            )
+            run.starved = (
+                (waiting_for_cpu(process.pid) - starved_before[0]) / (args.warmup + args.duration),
+                (waiting_for_cpu(os.getpid()) - starved_before[1]) / (args.warmup + args.duration),
             )
             run.peak_rss = peak_rss_mb(process.pid)
             if profiler is not None:
@@ -438,6 +456,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--hold", action="store_true", help="Keep the bot up after a run.")
     parser.add_argument(
+        "--code",
+        type=Path,
+        help="Run the bot from another copy of the code (e.g. `git archive` of an older commit), "
+        "to compare before and after a change.",
+    )
+    parser.add_argument(
         "--profile", metavar="DIR", help="Record the bot with py-spy (collapsed stacks) into DIR."
     )
     parser.add_argument(
@@ -461,7 +485,9 @@ def main() -> int:
                 f"{kind}, think {think:g} s: {run.throughput:.0f}/s, "
                 f"p99 {run.percentile(0.99):.0f} ms, "
                 f"bot CPU {run.cpu / run.throughput * 1000 if run.throughput else 0:.1f} ms "
-                f"an update, harness CPU {run.harness_cpu:.2f} cores, mix {dict(run.outcomes)}",
+                f"an update, harness CPU {run.harness_cpu:.2f} cores, waiting for a core: "
+                f"bot {run.starved[0]:.2f}, harness {run.starved[1]:.2f}; "
+                f"mix {dict(run.outcomes)}",
                 file=sys.stderr,
             )
     database = "PostgreSQL" if args.database_url else "SQLite"
