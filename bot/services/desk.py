@@ -28,6 +28,7 @@ from bot.models import (
     ReminderSent,
     utcnow,
 )
+from bot.services.members import one_line
 from bot.services.office_hours import OfficeHours
 
 
@@ -159,7 +160,7 @@ def claim_case(
         )
         .values(
             claimed_by=coordinator_id,
-            claimed_by_name=name[:128],
+            claimed_by_name=one_line(name or ""),
             claimed_at=now,
             updated_at=now,
             status=sa.case(
@@ -292,7 +293,9 @@ def close_case(
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise DeskRefused("closed")
     if case.claimed_by is None:
-        case.claimed_by, case.claimed_by_name, case.claimed_at = coordinator_id, name[:128], now
+        # PTB's full_name is None for a user without a first name, whatever its type says.
+        case.claimed_by, case.claimed_by_name = coordinator_id, one_line(name or "")
+        case.claimed_at = now
         session.add(case)
         session.commit()
     return case

@@ -874,6 +874,17 @@ ANA = [("small", "Ana", None)]
     script=(ANA, [Step(MemberPress(0, Forged("fb:", "missing", ":y"), "keyboard"), NOW)], "Kim")
 )
 @example(script=(ANA, [Step(CoordinatorPress(Forged("dk:c:", "missing", "")), NOW)], "Kim"))
+# A coordinator without a first name (PTB's full_name is then None) claims a case.
+@example(
+    script=(
+        ANA,
+        [
+            Step(MemberText(0, "Jag vill prata med en människa", None, False, "message"), NOW),
+            Step(CoordinatorPress(RealButton(0)), NOW),
+        ],
+        "",
+    )
+)
 # A first name with a line break, in a desk post split at line ends (it broke the <b> tag).
 @example(
     script=(
@@ -896,3 +907,4 @@ async def test_random_updates_crash_nothing_and_lose_no_case(
     for step in steps:
         await run.step(step)
     run.check_database()
+    event("updates in the example", str(len(steps)))
