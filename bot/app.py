@@ -262,6 +262,8 @@ async def serving(
             receiving.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await receiving
+        except Exception:  # the rest must still stop
+            logger.exception("the way in stopped with an error")
         await dispatcher.stop()
         await services.leadership.stop()
         await app.stop()

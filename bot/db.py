@@ -44,10 +44,25 @@ def _alembic_config(connection: sa.Connection) -> Config:
     return config
 
 
+# Instances starting together must not run the migrations at the same time.
+_MIGRATION_LOCK = 0x466F726C6F7400
+
+
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
     """Bring the database to ``revision`` with the project's Alembic migrations."""
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # Held until this transaction ends: the second instance waits, then finds the
+            # schema up to date.
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+            )
         command.upgrade(_alembic_config(connection), revision)
+
+
+def downgrade(engine: sa.Engine, revision: str) -> None:
+    with engine.begin() as connection:
+        command.downgrade(_alembic_config(connection), revision)
 
 
 def head_revision() -> str | None:

@@ -15,20 +15,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
+import hashlib
 import hmac
 import json
 import logging
 import os
 import secrets
 import socket
+import warnings
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 from aiohttp import web
 from telegram import Update
-from telegram.error import NetworkError, TelegramError
+from telegram.error import RetryAfter, TelegramError
 from telegram.ext import Application
+from telegram.warnings import PTBUserWarning
 
 from bot.app import Services
 from bot.services import inbox
@@ -40,23 +45,35 @@ ALLOWED_UPDATES = ["message", "callback_query"]
 RECOVER_EVERY = 2.0
 # How often an instance renews the lease on what it is handling (well within inbox.LEASE).
 RENEW_EVERY = 10.0
+# One update handled longer than this is given up for now and tried again later.
+HANDLING_TIMEOUT = 120.0
 # Telegram sends a webhook update of at most a few kB; anything this big is not one.
 MAX_WEBHOOK_BYTES = 1 << 20
 
 
+def _machine() -> str:
+    """This machine and process namespace: pids mean the same thing only where this matches
+    (containers sharing a host name have their own pid numbering)."""
+    parts = [socket.gethostname()]
+    for path in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
+        with contextlib.suppress(OSError):
+            parts.append(os.readlink(path) if path.endswith("/pid") else open(path).read())  # noqa: PTH123, SIM115
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+
+
 def instance_name() -> str:
-    """Who holds an inbox row: host, process and a random part (a restarted pid differs)."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
+    """Who holds an inbox row: host, machine, process and a random part."""
+    return f"{socket.gethostname()[:24]}:{_machine()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def alive_here(owner: str, me: str) -> bool | None:
-    """Whether the instance named ``owner`` still runs, if it ran on this machine (else None)."""
-    parts = owner.rsplit(":", 2)
-    if len(parts) != 3 or parts[0] != socket.gethostname()[:40] or not parts[1].isdigit():
+    """Whether the instance named ``owner`` still runs, if it ran here (else None: unknown)."""
+    parts = owner.split(":")
+    if len(parts) != 4 or parts[1] != _machine() or not parts[2].isdigit():
         return None
     if owner == me:
         return True
-    pid = int(parts[1])
+    pid = int(parts[2])
     if pid == os.getpid():
         return False  # an earlier process with this pid (a restarted container, say)
     try:
@@ -68,13 +85,10 @@ def alive_here(owner: str, me: str) -> bool | None:
     return True
 
 
-class _ChatQueue:
-    """One chat's updates wait here for the one before them (asyncio locks are first come,
-    first served)."""
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.users = 0
+# The instance handling the current update (read by the error handler).
+HANDLING_OWNER: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "handling_owner", default=None
+)
 
 
 Item = TypeVar("Item")
@@ -117,7 +131,11 @@ class _GroupCommit(Generic[Item, Result]):
 
 
 class Dispatcher:
-    """Stores updates in the inbox and hands them to the Application, at least once."""
+    """Stores updates in the inbox and hands them to the Application, at least once.
+
+    Which update may be handled when is decided in the database (``inbox.claim``): one chat's
+    updates one after another, whichever instance stored them.
+    """
 
     def __init__(
         self, app: Application[Any, Any, Any, Any, Any, Any], services: Services, owner: str
@@ -125,12 +143,13 @@ class Dispatcher:
         self.app = app
         self.services = services
         self.owner = owner
-        self._slots = asyncio.Semaphore(services.settings.concurrent_updates)
-        self._chats: dict[int, _ChatQueue] = {}
+        self._capacity = services.settings.concurrent_updates
+        self._slots = asyncio.Semaphore(self._capacity)
         self._tasks: set[asyncio.Task[None]] = set()
-        # What this instance is handling (or waiting to): its leases are renewed.
-        self._held: set[int] = set()
+        # What this instance holds (handling, or waiting for a slot): its leases are renewed.
+        self._held: Counter[int] = Counter()
         self._recovering: asyncio.Task[None] | None = None
+        self._renewing: asyncio.Task[None] | None = None
         self._storing = _GroupCommit(self._store)
         self._finishing = _GroupCommit(self._finish)
 
@@ -142,12 +161,14 @@ class Dispatcher:
         fresh = await self.services.call(
             inbox.store,
             updates=[payload for batch in batches for payload in batch],
-            owner=self.owner,
             now=self.services.clock(),
         )
-        for claimed in fresh:
-            self._start(claimed)
-        stored = {claimed.update_id for claimed in fresh}
+        if fresh:
+            for claimed in await self.services.call(
+                inbox.claim, update_ids=fresh, owner=self.owner, now=self.services.clock()
+            ):
+                self._start(claimed)
+        stored = set(fresh)
         return [sum(payload.get("update_id") in stored for payload in batch) for batch in batches]
 
     async def _finish(self, update_ids: list[int]) -> list[None]:
@@ -155,16 +176,17 @@ class Dispatcher:
         return [None] * len(update_ids)
 
     def _start(self, claimed: inbox.Claimed) -> None:
-        chat = _chat_of(claimed.payload)
-        self._held.add(claimed.update_id)
-        task = asyncio.create_task(self._handle(claimed, chat), name=f"update-{claimed.update_id}")
+        self._held[claimed.update_id] += 1
+        task = asyncio.create_task(self._handle(claimed), name=f"update-{claimed.update_id}")
         self._tasks.add(task)
 
         def done(finished: asyncio.Task[None]) -> None:
             self._tasks.discard(finished)
             # No longer renewed: if it was not finished (the database was away, say), its lease
             # runs out and it is handled again.
-            self._held.discard(claimed.update_id)
+            self._held[claimed.update_id] -= 1
+            if self._held[claimed.update_id] <= 0:
+                del self._held[claimed.update_id]
             if not finished.cancelled() and finished.exception() is not None:
                 logger.error(
                     "update %s: handling stopped", claimed.update_id, exc_info=finished.exception()
@@ -172,41 +194,42 @@ class Dispatcher:
 
         task.add_done_callback(done)
 
-    async def _handle(self, claimed: inbox.Claimed, chat: int | None) -> None:
-        if chat is None:
-            async with self._slots:
-                await self._process(claimed)
-            return
-        entry = self._chats.get(chat)
-        if entry is None:
-            entry = self._chats[chat] = _ChatQueue()
-        entry.users += 1
-        try:
-            async with entry.lock, self._slots:
-                await self._process(claimed)
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                self._chats.pop(chat, None)
+    async def _handle(self, claimed: inbox.Claimed) -> None:
+        async with self._slots:
+            await self._process(claimed)
+        chat = _chat_of(claimed.payload)
+        if chat is not None:
+            # The chat's next update waited for this one: take it now, not at the next round.
+            following = await self.services.call(
+                inbox.claim_next, chat_id=chat, owner=self.owner, now=self.services.clock()
+            )
+            if following is not None:
+                self._start(following)
 
     async def _process(self, claimed: inbox.Claimed) -> None:
         try:
             update = Update.de_json(claimed.payload, self.app.bot)
         except Exception:
-            logger.exception("update %s could not be read; dropped", claimed.update_id)
+            logger.exception("update %s could not be read; given up", claimed.update_id)
             await self.services.call(
-                inbox.handling_failed, update_id=claimed.update_id, retry=False
+                inbox.handling_failed, update_id=claimed.update_id, retry=False, owner=self.owner
             )
             return
-        # Handler errors go to the error handler, which moves the row on (retry or give up);
-        # then finishing it here finds it no longer ours and does nothing.
-        await self.app.process_update(update)
+        HANDLING_OWNER.set(self.owner)
+        try:
+            async with asyncio.timeout(HANDLING_TIMEOUT):
+                await self.app.process_update(update)
+        except TimeoutError:
+            logger.error("update %s took too long; tried again later", claimed.update_id)
+            await self.services.call(
+                inbox.handling_failed, update_id=claimed.update_id, retry=True, owner=self.owner
+            )
+            return
+        # Handler errors went to the error handler, which moved the row on (retry or give up):
+        # then it is no longer ours in hand, and finishing does nothing.
         await self._finishing.put(claimed.update_id)
 
     async def start_recovering(self) -> None:
-        self._recovering = asyncio.create_task(self._recover_forever(), name="inbox-recovery")
-
-    async def _recover_forever(self) -> None:
         freed = await self.services.call(
             inbox.release_dead, alive=functools.partial(alive_here, me=self.owner)
         )
@@ -214,77 +237,116 @@ class Dispatcher:
             logger.warning(
                 "%s updates held by a stopped process on this machine taken over", freed
             )
-        renewed_at = 0.0
-        loop = asyncio.get_running_loop()
+        self._renewing = asyncio.create_task(self._renew_forever(), name="inbox-renewal")
+        self._recovering = asyncio.create_task(self._recover_forever(), name="inbox-recovery")
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(RENEW_EVERY)
+            try:
+                await self.services.call(
+                    inbox.renew, owner=self.owner, update_ids=sorted(self._held)
+                )
+            except Exception:
+                logger.exception("renewing the inbox leases failed; trying again")
+
+    async def _recover_forever(self) -> None:
         while True:
             try:
-                if loop.time() - renewed_at >= RENEW_EVERY:
-                    await self.services.call(
-                        inbox.renew, owner=self.owner, update_ids=sorted(self._held)
-                    )
-                    renewed_at = loop.time()
+                # Only as much as there is room for: the rest stays for other instances.
+                room = self._capacity * 2 - len(self._held)
                 for claimed in await self.services.call(
-                    inbox.claim_due, owner=self.owner, now=self.services.clock()
+                    inbox.claim_due, owner=self.owner, limit=room, now=self.services.clock()
                 ):
-                    logger.info(
-                        "update %s taken over (attempt %s)", claimed.update_id, claimed.attempts
-                    )
+                    if claimed.attempts > 1:
+                        logger.info(
+                            "update %s taken (attempt %s)", claimed.update_id, claimed.attempts
+                        )
                     self._start(claimed)
             except Exception:
                 logger.exception("inbox recovery round failed; trying again")
             await asyncio.sleep(RECOVER_EVERY)
 
     async def stop(self) -> None:
-        """Stop taking over; let what is being handled finish (rows left stay in the inbox)."""
-        if self._recovering is not None:
-            self._recovering.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._recovering
+        """Take nothing new; let what is in hand finish (still renewed), then stop renewing."""
+        for task in (self._recovering,):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=30)
+        if self._renewing is not None:
+            self._renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewing
 
 
 def _chat_of(payload: Mapping[str, Any]) -> int | None:
-    for kind in ("message", "edited_message"):
-        message = payload.get(kind)
-        if isinstance(message, dict) and isinstance(message.get("chat"), dict):
-            chat_id = message["chat"].get("id")
-            return chat_id if isinstance(chat_id, int) else None
-    query = payload.get("callback_query")
-    if isinstance(query, dict) and isinstance(query.get("from"), dict):
-        user_id = query["from"].get("id")
-        return user_id if isinstance(user_id, int) else None
-    return None
+    return inbox.who(payload)[1]
 
 
 # --- long polling ---
 
 
+async def _until_done(call: Any, what: str, stopping: asyncio.Event) -> bool:
+    """A call Telegram must accept before updates can come in: tried until it works."""
+    failures = 0
+    while not stopping.is_set():
+        try:
+            await call()
+            return True
+        except TelegramError as exc:
+            failures += 1
+            wait = _wait_after(exc, failures)
+            logger.warning("%s failed (%s); again in %.1f s", what, exc, wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), wait)
+    return False
+
+
+def _wait_after(error: Exception, failures: int) -> float:
+    if isinstance(error, RetryAfter):
+        wait = error.retry_after
+        return float(wait if isinstance(wait, int | float) else wait.total_seconds())
+    return float(min(30.0, 0.5 * 2**failures))
+
+
 async def poll(dispatcher: Dispatcher, *, long_poll: int = 30, stopping: asyncio.Event) -> None:
-    """Fetch updates until ``stopping`` is set; confirm a batch only once it is stored."""
+    """Fetch updates until ``stopping`` is set; confirm a batch only once it is stored.
+
+    Updates are fetched as Telegram sends them (not parsed first): one that this version of
+    python-telegram-bot cannot read is stored and given up on, not fetched forever.
+    """
     bot = dispatcher.app.bot
-    await bot.delete_webhook(drop_pending_updates=False)
+    if not await _until_done(
+        lambda: bot.delete_webhook(drop_pending_updates=False), "deleteWebhook", stopping
+    ):
+        return
     offset: int | None = None
     failures = 0
     while not stopping.is_set():
         try:
-            updates = await bot.get_updates(
-                offset=offset,
-                timeout=long_poll,
-                allowed_updates=ALLOWED_UPDATES,
-                read_timeout=long_poll + 10,
-            )
-        except NetworkError as exc:  # includes timeouts: Telegram unreachable for a moment
+            arguments: dict[str, Any] = {"timeout": long_poll, "allowed_updates": ALLOWED_UPDATES}
+            if offset is not None:
+                arguments["offset"] = offset
+            with warnings.catch_warnings():  # raw on purpose (see above)
+                warnings.simplefilter("ignore", PTBUserWarning)
+                batch = await bot.do_api_request(
+                    "getUpdates", api_kwargs=arguments, read_timeout=long_poll + 10
+                )
+        except Exception as exc:  # timeouts, Telegram away, 409 (another poller), 429, …
             failures += 1
-            wait = min(30.0, 0.5 * 2**failures)
+            wait = _wait_after(exc, failures)
             logger.warning("getUpdates failed (%s); again in %.1f s", exc, wait)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), wait)
             continue
         failures = 0
-        if not updates:
+        payloads = [u for u in batch if isinstance(u, dict)] if isinstance(batch, list) else []
+        ids = [u["update_id"] for u in payloads if isinstance(u.get("update_id"), int)]
+        if not ids:
             continue
-        payloads = [update.to_dict() for update in updates]
         while True:
             try:
                 await dispatcher.accept(payloads)
@@ -293,11 +355,12 @@ async def poll(dispatcher: Dispatcher, *, long_poll: int = 30, stopping: asyncio
                 # Not stored: not confirmed either. Telegram keeps them; try to store again.
                 logger.exception("could not store %s updates; trying again", len(payloads))
                 await asyncio.sleep(1)
-        offset = updates[-1].update_id + 1
+        offset = max(ids) + 1
     # Confirm the last stored batch, so that a restart does not fetch it again.
     if offset is not None:
-        with contextlib.suppress(TelegramError):
-            await bot.get_updates(offset=offset, timeout=0, allowed_updates=ALLOWED_UPDATES)
+        with contextlib.suppress(TelegramError), warnings.catch_warnings():
+            warnings.simplefilter("ignore", PTBUserWarning)
+            await bot.do_api_request("getUpdates", api_kwargs={"offset": offset, "timeout": 0})
 
 
 # --- webhook ---
@@ -305,6 +368,8 @@ async def poll(dispatcher: Dispatcher, *, long_poll: int = 30, stopping: asyncio
 
 def webhook_app(dispatcher: Dispatcher, *, path: str, secret: str) -> web.Application:
     """The webhook endpoint: wrong secret 403, not an update 400, stored then 200."""
+    if not secret:
+        raise ValueError("a webhook needs a secret (WEBHOOK_SECRET)")
     expected = secret.encode()
 
     async def receive(request: web.Request) -> web.Response:
@@ -352,11 +417,15 @@ async def serve_webhook(
     await site.start()
     try:
         if public_url:
-            await dispatcher.app.bot.set_webhook(
-                public_url,
-                secret_token=secret,
-                allowed_updates=ALLOWED_UPDATES,
-                max_connections=100,
+            await _until_done(
+                lambda: dispatcher.app.bot.set_webhook(
+                    public_url,
+                    secret_token=secret,
+                    allowed_updates=ALLOWED_UPDATES,
+                    max_connections=100,
+                ),
+                "setWebhook",
+                stopping,
             )
         logger.info("webhook listening on %s:%s/%s", listen, port, path.lstrip("/"))
         await stopping.wait()

@@ -72,8 +72,8 @@ class Leadership:
                     sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_KEY}
                 ).scalar()
             )
-        except sa.exc.DBAPIError:
-            logger.warning("lost the leader connection to the database")
+        except Exception:  # whatever went wrong, this instance cannot be sure it leads
+            logger.warning("lost the leader connection to the database", exc_info=True)
             self._drop_connection()
             return False
 

@@ -82,6 +82,17 @@ class Member(SQLModel, table=True):
 class Question(SQLModel, table=True):
     """A routed question and the router's decision; buttons refer to it by id."""
 
+    # One question per update: handling an update again finds it instead of adding one.
+    __table_args__ = (
+        sa.Index(
+            "ux_question_update_id",
+            "update_id",
+            unique=True,
+            sqlite_where=sa.text("update_id IS NOT NULL"),
+            postgresql_where=sa.text("update_id IS NOT NULL"),
+        ),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     member_id: int = _telegram_id(foreign_key="member.id", index=True)
     text: str
@@ -92,12 +103,23 @@ class Question(SQLModel, table=True):
     article: str | None = Field(default=None, max_length=64)
     candidates: str = "[]"  # JSON list of department ids offered
     # The Telegram update it came in: handling the update again finds this row.
-    update_id: int | None = _telegram_id(default=None, index=True)
+    update_id: int | None = _telegram_id(default=None)
     created_at: datetime = _time(default_factory=utcnow)
 
 
 class Case(SQLModel, table=True):
     """An escalated question, worked by the coordinator until it is closed."""
+
+    # One case per routed question (two presses of "not helped" at once open one case).
+    __table_args__ = (
+        sa.Index(
+            "ux_case_question_id",
+            "question_id",
+            unique=True,
+            sqlite_where=sa.text("question_id IS NOT NULL"),
+            postgresql_where=sa.text("question_id IS NOT NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     reference: str | None = Field(default=None, unique=True, max_length=32)
@@ -141,6 +163,16 @@ class Case(SQLModel, table=True):
 class CaseMessage(SQLModel, table=True):
     """Every message of a case, in both directions."""
 
+    __table_args__ = (
+        sa.Index(
+            "ux_casemessage_update_id",
+            "update_id",
+            unique=True,
+            sqlite_where=sa.text("update_id IS NOT NULL"),
+            postgresql_where=sa.text("update_id IS NOT NULL"),
+        ),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)
     direction: Direction = Field(max_length=16)
@@ -150,8 +182,8 @@ class CaseMessage(SQLModel, table=True):
     telegram_message_id: int | None = None
     # The coordinator who wrote it (relayed replies and internal notes).
     author_id: int | None = _telegram_id(default=None)
-    # The member's Telegram update it came in (handled again: not added twice).
-    update_id: int | None = _telegram_id(default=None, index=True)
+    # The Telegram update it came in (handled again: not added twice).
+    update_id: int | None = _telegram_id(default=None)
     created_at: datetime = _time(default_factory=utcnow)
 
 
@@ -195,12 +227,23 @@ class Feedback(SQLModel, table=True):
 class PendingMessage(SQLModel, table=True):
     """A message that may belong to an open case; the member is asked which."""
 
+    __table_args__ = (
+        sa.Index(
+            "ux_pendingmessage_update_id",
+            "update_id",
+            unique=True,
+            sqlite_where=sa.text("update_id IS NOT NULL"),
+            postgresql_where=sa.text("update_id IS NOT NULL"),
+        ),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     member_id: int = _telegram_id(foreign_key="member.id", index=True)
     case_id: int = Field(foreign_key="case.id")
     chat_id: int = _telegram_id()
     text: str
     resolved: bool = False
+    update_id: int | None = _telegram_id(default=None)
     created_at: datetime = _time(default_factory=utcnow)
 
 
@@ -381,7 +424,7 @@ class InboxUpdate(SQLModel, table=True):
 
     update_id: int = _telegram_id(primary_key=True, sa_column_kwargs={"autoincrement": False})
     user_id: int | None = _telegram_id(default=None, index=True)
-    chat_id: int | None = _telegram_id(default=None)
+    chat_id: int | None = _telegram_id(default=None, index=True)
     payload: str = ""  # the update as Telegram sent it; emptied once handled
     state: InboxState = Field(default=InboxState.DONE, max_length=16, index=True)
     owner: str | None = Field(default=None, max_length=64)

@@ -364,25 +364,36 @@ async def desk_message(update: Update, context: ConciergeContext) -> None:
     assert user is not None
     body = message.text or message.caption or ""
     internal = body.strip().lower().startswith(services.settings.internal_prefix.lower())
-    try:
-        current, stored = await services.call(
-            desk.record_reply,
-            case_id=case.id,
-            coordinator_id=user.id,
-            name=user.full_name,
-            text=body,
-            internal=internal,
-            telegram_message_id=message.message_id,
-            now=services.clock(),
-        )
-    except DeskRefused as refused:
-        await message.reply_text(
-            text(f"desk_{_refusal_key(refused)}", DESK_LANGUAGE, name=refused.who)
-        )
-        return
+    # Handled before (the update is tried again after a failure): recorded once, and sent
+    # again only if it had not reached the member.
+    stored = await services.call(case_service.message_of_update, update_id=update.update_id)
+    if stored is not None:
+        current = await services.call(desk.get_case, case_id=case.id)
+        if internal or stored.telegram_message_id != message.message_id:
+            await refresh_card(context, current)
+            return
+    else:
+        try:
+            current, stored = await services.call(
+                desk.record_reply,
+                case_id=case.id,
+                coordinator_id=user.id,
+                name=user.full_name,
+                text=body,
+                internal=internal,
+                telegram_message_id=message.message_id,
+                update_id=update.update_id,
+                now=services.clock(),
+            )
+        except DeskRefused as refused:
+            await message.reply_text(
+                text(f"desk_{_refusal_key(refused)}", DESK_LANGUAGE, name=refused.who)
+            )
+            return
     if internal:
         await refresh_card(context, current)
         return
+    assert stored is not None
     _, language = await _member_of(services, current)
     try:
         if message.text is not None:

@@ -28,6 +28,7 @@ async def document_received(update: Update, context: ConciergeContext) -> None:
         file_id=document.file_id,
         file_name=document.file_name or "",
         caption=message.caption or "",
+        update_id=update.update_id,
     )
     if outcome is None:
         await send(context, message.chat_id, text("document_no_case", member.language))

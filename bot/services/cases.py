@@ -117,8 +117,20 @@ def add_message(
     case.updated_at = now
     session.add(message)
     session.add(case)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:
+        # The same update handled at the same moment elsewhere: its message is the one.
+        session.rollback()
+        if update_id is None:
+            raise
+        return session.exec(select(CaseMessage).where(CaseMessage.update_id == update_id)).one()
     return message
+
+
+def message_of_update(*, session: Session, update_id: int) -> CaseMessage | None:
+    """The case message an update already left (when it is handled again)."""
+    return session.exec(select(CaseMessage).where(CaseMessage.update_id == update_id)).first()
 
 
 def record_confirmation(

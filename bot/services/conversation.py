@@ -189,12 +189,12 @@ def receive_text(
                 now=now,
             )
             return AddedToCase(open_case, text)
-        return _ask_which(session, member_id, open_case, chat_id, text, now)
+        return _ask_which(session, member_id, open_case, chat_id, text, now, update_id)
     closed = case_service.recently_closed_case_of(
         session=session, member_id=member_id, since=reopen_since
     )
     if closed is not None and closed.id is not None and not is_small_talk(text):
-        return _ask_which(session, member_id, closed, chat_id, text, now)
+        return _ask_which(session, member_id, closed, chat_id, text, now, update_id)
     return route_question(
         session=session,
         routing=routing,
@@ -235,11 +235,28 @@ def small_talk_kind(text: str) -> str | None:
 
 
 def _ask_which(
-    session: Session, member_id: int, case: Case, chat_id: int, text: str, now: datetime
+    session: Session,
+    member_id: int,
+    case: Case,
+    chat_id: int,
+    text: str,
+    now: datetime,
+    update_id: int | None = None,
 ) -> AskWhichCase:
     assert case.id is not None
+    if update_id is not None:
+        before = session.exec(
+            select(PendingMessage).where(PendingMessage.update_id == update_id)
+        ).first()
+        if before is not None:  # handled again: the same question, asked again
+            return AskWhichCase(before, case)
     pending = PendingMessage(
-        member_id=member_id, case_id=case.id, chat_id=chat_id, text=text, created_at=now
+        member_id=member_id,
+        case_id=case.id,
+        chat_id=chat_id,
+        text=text,
+        update_id=update_id,
+        created_at=now,
     )
     session.add(pending)
     session.commit()
@@ -594,13 +611,24 @@ def receive_document(
     file_id: str,
     file_name: str,
     caption: str,
+    update_id: int | None = None,
     now: datetime | None = None,
 ) -> AddedToCase | None:
     """A document joins the member's open case; ``None`` when there is no open case."""
+    before = (
+        case_service.message_of_update(session=session, update_id=update_id)
+        if update_id is not None
+        else None
+    )
+    if before is not None:  # handled again: already in the case
+        again = session.get(Case, before.case_id)
+        if again is not None:
+            return AddedToCase(again, caption)
     case = case_service.open_case_of(session=session, member_id=member_id)
     if case is None:
         return None
     case_service.add_message(
+        update_id=update_id,
         session=session,
         case=case,
         direction=Direction.FROM_MEMBER,

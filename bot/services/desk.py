@@ -192,6 +192,7 @@ def record_reply(
     text: str,
     internal: bool,
     telegram_message_id: int | None = None,
+    update_id: int | None = None,
     now: datetime | None = None,
 ) -> tuple[Case, CaseMessage]:
     """A coordinator's message on the case: relayed to the member unless ``internal``."""
@@ -212,6 +213,7 @@ def record_reply(
         text=text,
         author_id=coordinator_id,
         telegram_message_id=telegram_message_id,
+        update_id=update_id,
         created_at=now,
     )
     session.add(message)

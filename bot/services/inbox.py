@@ -10,6 +10,7 @@ the same update at once, and a repeat delivery of a stored update creates nothin
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,9 +18,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from bot.models import InboxState, InboxUpdate, utcnow
+
+logger = logging.getLogger(__name__)
 
 # An instance holds the updates it handles for this long and renews the hold while it lives
 # (``renew``, every few seconds): when it dies, another takes them over within the lease.
@@ -41,7 +45,7 @@ class Claimed:
     attempts: int
 
 
-def _who(payload: Mapping[str, Any]) -> tuple[int | None, int | None]:
+def who(payload: Mapping[str, Any]) -> tuple[int | None, int | None]:
     """The sender and chat of an update, for ordering and per-member limits."""
     for kind in ("message", "edited_message", "callback_query", "my_chat_member"):
         part = payload.get(kind)
@@ -60,57 +64,52 @@ def _who(payload: Mapping[str, Any]) -> tuple[int | None, int | None]:
 
 
 def store(
-    *,
-    session: Session,
-    updates: Iterable[Mapping[str, Any]],
-    owner: str,
-    now: datetime | None = None,
-) -> list[Claimed]:
-    """Store updates as taken by ``owner``; returns those not seen before (repeats are dropped).
+    *, session: Session, updates: Iterable[Mapping[str, Any]], now: datetime | None = None
+) -> list[int]:
+    """Store updates not seen before (waiting); returns their ids. Repeats are dropped.
 
     One transaction for the whole batch: when it commits, every update in it is safe.
     """
     now = now or utcnow()
-    fresh: list[Claimed] = []
-    seen: set[int] = set()
+    fresh: list[int] = []
+    rows: list[InboxUpdate] = []
     for payload in updates:
         update_id = payload.get("update_id")
-        if not isinstance(update_id, int) or update_id in seen:
+        if not isinstance(update_id, int) or update_id in fresh:
             continue
-        seen.add(update_id)
         if session.get(InboxUpdate, update_id) is not None:
             continue
-        user_id, chat_id = _who(payload)
-        session.add(
+        user_id, chat_id = who(payload)
+        rows.append(
             InboxUpdate(
                 update_id=update_id,
                 user_id=user_id,
                 chat_id=chat_id,
-                payload=json.dumps(payload, ensure_ascii=False),
-                state=InboxState.WORKING,
-                owner=owner,
-                lease_until=now + LEASE,
-                attempts=1,
+                # ASCII escapes: a lone surrogate in a text must not make the batch unstorable.
+                payload=json.dumps(payload, ensure_ascii=True),
+                state=InboxState.PENDING,
+                attempts=0,
                 received_at=now,
             )
         )
-        fresh.append(Claimed(update_id, dict(payload), 1))
+        fresh.append(update_id)
+    session.add_all(rows)
     try:
         session.commit()
     except IntegrityError:
         # Another instance stored one of them at the same moment: store one by one.
         session.rollback()
-        if len(fresh) <= 1:
+        if len(rows) <= 1:
             return []
-        kept: list[Claimed] = []
-        for claimed in fresh:
-            kept.extend(store(session=session, updates=[claimed.payload], owner=owner, now=now))
+        kept: list[int] = []
+        for row in rows:
+            kept.extend(store(session=session, updates=[json.loads(row.payload)], now=now))
         return kept
     return fresh
 
 
 def _due(now: datetime) -> sa.ColumnElement[bool]:
-    """Waiting for a retry whose time has come, or held by an instance whose lease ran out."""
+    """Waiting (its retry time come), or held by an instance whose lease ran out."""
     return sa.or_(
         sa.and_(
             col(InboxUpdate.state) == InboxState.PENDING,
@@ -120,38 +119,98 @@ def _due(now: datetime) -> sa.ColumnElement[bool]:
     )
 
 
-def claim_due(
-    *, session: Session, owner: str, limit: int = 100, now: datetime | None = None
+def _first_in_chat() -> sa.ColumnElement[bool]:
+    """No earlier update of the same chat is still waiting or in hand: one member's updates
+    are handled one after another, in order, whichever instance holds them."""
+    earlier = aliased(InboxUpdate)
+    return ~sa.exists(
+        select(earlier.update_id).where(
+            earlier.chat_id == InboxUpdate.chat_id,
+            earlier.update_id < InboxUpdate.update_id,
+            col(earlier.state).in_((InboxState.PENDING, InboxState.WORKING)),
+        )
+    )
+
+
+def claim(
+    *, session: Session, update_ids: Sequence[int], owner: str, now: datetime | None = None
 ) -> list[Claimed]:
-    """Take over updates that wait for a retry or whose instance stopped (lease run out)."""
+    """Take these updates for ``owner`` where they are due and first in their chat.
+
+    Compare-and-set: the conditions are in the UPDATE itself, so of two instances trying at
+    once only one takes an update.
+    """
     now = now or utcnow()
-    waiting = session.exec(
-        select(InboxUpdate.update_id)
-        .where(_due(now))
-        .order_by(col(InboxUpdate.update_id))
-        .limit(limit)
-    ).all()
     taken: list[Claimed] = []
-    for update_id in waiting:
-        # Compare-and-set: the condition again, in the UPDATE itself, so that of two instances
-        # looking at once only one takes it.
+    for update_id in update_ids:
         result = session.execute(
             sa.update(InboxUpdate)
-            .where(col(InboxUpdate.update_id) == update_id, _due(now))
+            .where(
+                col(InboxUpdate.update_id) == update_id,
+                col(InboxUpdate.attempts) < MAX_ATTEMPTS,
+                _due(now),
+                _first_in_chat(),
+            )
             .values(
                 state=InboxState.WORKING,
                 owner=owner,
                 lease_until=now + LEASE,
                 attempts=InboxUpdate.attempts + 1,
             )
+            .execution_options(synchronize_session=False)
         )
         session.commit()
         if result.rowcount != 1:  # type: ignore[attr-defined]
             continue
         row = session.get(InboxUpdate, update_id)
-        if row is not None and row.payload:
-            taken.append(Claimed(update_id, json.loads(row.payload), row.attempts))
+        if row is not None:
+            session.refresh(row)
+            taken.append(Claimed(update_id, json.loads(row.payload or "{}"), row.attempts))
     return taken
+
+
+def claim_next(
+    *, session: Session, chat_id: int, owner: str, now: datetime | None = None
+) -> Claimed | None:
+    """The chat's next waiting update, right after the one before it was finished."""
+    now = now or utcnow()
+    following = session.exec(
+        select(InboxUpdate.update_id)
+        .where(col(InboxUpdate.chat_id) == chat_id, _due(now))
+        .order_by(col(InboxUpdate.update_id))
+        .limit(1)
+    ).first()
+    if following is None:
+        return None
+    taken = claim(session=session, update_ids=[following], owner=owner, now=now)
+    return taken[0] if taken else None
+
+
+def claim_due(
+    *, session: Session, owner: str, limit: int = 100, now: datetime | None = None
+) -> list[Claimed]:
+    """Take over what waits for a retry, was never taken, or whose instance stopped."""
+    now = now or utcnow()
+    # Tried as often as allowed and still not finished (it hangs or kills its instance):
+    # given up, so that it cannot take every instance down in turn.
+    given_up = session.execute(
+        sa.update(InboxUpdate)
+        .where(col(InboxUpdate.attempts) >= MAX_ATTEMPTS, _due(now))
+        .values(state=InboxState.FAILED, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    if given_up.rowcount:  # type: ignore[attr-defined]
+        logger.error("%s updates given up after %s attempts", given_up.rowcount, MAX_ATTEMPTS)  # type: ignore[attr-defined]
+    if limit <= 0:
+        return []
+    waiting = session.exec(
+        select(InboxUpdate.update_id)
+        .where(_due(now), _first_in_chat())
+        .order_by(col(InboxUpdate.update_id))
+        .limit(limit)
+    ).all()
+    return claim(session=session, update_ids=list(waiting), owner=owner, now=now)
 
 
 def renew(
@@ -240,37 +299,51 @@ def first_delivery(
 
 
 def handling_failed(
-    *, session: Session, update_id: int, retry: bool, now: datetime | None = None
+    *,
+    session: Session,
+    update_id: int,
+    retry: bool,
+    owner: str | None = None,
+    now: datetime | None = None,
 ) -> bool:
     """Handling raised. Returns whether the update will be tried again by itself.
 
-    From the inbox: tried again later with a growing wait when ``retry`` (Telegram unreachable)
-    and attempts are left, else given up. Handed in directly: forgotten, so that a repeat
-    delivery gets another chance.
+    From the inbox (``owner``: the instance handling it): tried again later with a growing wait
+    when ``retry`` (Telegram or the database away) and attempts are left, else given up — only
+    while the row is still that instance's. Handed in directly (no owner): forgotten, so that
+    a repeat delivery gets another chance.
     """
     now = now or utcnow()
+    if owner is None:
+        row = session.get(InboxUpdate, update_id)
+        if row is not None and row.state == InboxState.DONE and not row.payload:
+            session.delete(row)
+            session.commit()
+        return False
     row = session.get(InboxUpdate, update_id)
     if row is None:
         return False
-    if row.state != InboxState.WORKING or not row.payload:
-        session.delete(row)
-        session.commit()
-        return False
-    if retry and row.attempts < MAX_ATTEMPTS:
-        row.state = InboxState.PENDING
-        row.owner = None
-        row.lease_until = None
-        row.available_at = now + BACKOFF[min(row.attempts, len(BACKOFF)) - 1]
-        session.add(row)
-        session.commit()
-        return True
+    again = retry and row.attempts < MAX_ATTEMPTS
+    wait = BACKOFF[min(max(row.attempts, 1), len(BACKOFF)) - 1]
+    result = session.execute(
+        sa.update(InboxUpdate)
+        .where(
+            col(InboxUpdate.update_id) == update_id,
+            col(InboxUpdate.owner) == owner,
+            col(InboxUpdate.state) == InboxState.WORKING,
+        )
+        .values(
+            state=InboxState.PENDING if again else InboxState.FAILED,
+            owner=None if again else owner,
+            lease_until=None,
+            available_at=now + wait if again else None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
     # Given up: the member was told. The update is kept (for the retention period of
     # bookkeeping) so that nothing they sent is lost before someone has looked.
-    row.state = InboxState.FAILED
-    row.lease_until = None
-    session.add(row)
-    session.commit()
-    return False
+    return again and result.rowcount == 1  # type: ignore[attr-defined]
 
 
 def sent_recently(

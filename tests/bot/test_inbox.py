@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -28,19 +29,44 @@ def update(update_id: int, user: int = 42, text: str = "Hej") -> dict[str, objec
     }
 
 
+def taken_by(session: Session, owner: str, *updates: dict[str, object]) -> list[int]:
+    """Store and take, as an instance does when updates come in."""
+    fresh = inbox.store(session=session, updates=updates, now=NOW)
+    return [
+        c.update_id for c in inbox.claim(session=session, update_ids=fresh, owner=owner, now=NOW)
+    ]
+
+
 def test_a_stored_update_is_taken_once_and_a_repeat_is_dropped(session: Session) -> None:
-    fresh = inbox.store(session=session, updates=[update(1), update(2)], owner="a", now=NOW)
-    assert [c.update_id for c in fresh] == [1, 2]
+    assert taken_by(session, "a", update(1, user=1), update(2, user=2)) == [1, 2]
     # Telegram delivers 2 again (to this or another instance), and 3 for the first time.
-    again = inbox.store(session=session, updates=[update(2), update(3)], owner="b", now=NOW)
-    assert [c.update_id for c in again] == [3]
+    assert taken_by(session, "b", update(2, user=2), update(3, user=3)) == [3]
     row = session.get(InboxUpdate, 1)
     assert row is not None and row.state == InboxState.WORKING and row.owner == "a"
-    assert row.user_id == 42 and row.chat_id == 42 and "Hej" in row.payload
+    assert (
+        row.user_id == 1
+        and row.chat_id == 1
+        and "Hej" in json.loads(row.payload)["message"]["text"]
+    )
+
+
+def test_one_members_updates_are_taken_one_after_another_in_order(session: Session) -> None:
+    # Three messages from one member and one from another arrive at once.
+    assert taken_by(session, "a", update(1), update(2), update(3), update(4, user=7)) == [1, 4]
+    # Another instance gets nothing of that member while update 1 is in hand.
+    assert inbox.claim_due(session=session, owner="b", now=NOW) == []
+    inbox.finish(session=session, update_id=1, owner="a")
+    following = inbox.claim_next(session=session, chat_id=42, owner="b", now=NOW)
+    assert following is not None and following.update_id == 2
+    # A retry of 2 waits; 3 waits behind it instead of overtaking.
+    inbox.handling_failed(session=session, update_id=2, retry=True, owner="b", now=NOW)
+    assert inbox.claim_due(session=session, owner="b", now=NOW) == []
+    later = NOW + inbox.BACKOFF[0]
+    assert [c.update_id for c in inbox.claim_due(session=session, owner="b", now=later)] == [2]
 
 
 def test_finishing_forgets_the_text_and_only_the_owner_can_finish(session: Session) -> None:
-    inbox.store(session=session, updates=[update(1)], owner="a", now=NOW)
+    taken_by(session, "a", update(1))
     assert not inbox.finish(session=session, update_id=1, owner="b")
     assert inbox.finish(session=session, update_id=1, owner="a")
     session.expire_all()
@@ -53,8 +79,8 @@ def test_finishing_forgets_the_text_and_only_the_owner_can_finish(session: Sessi
 def test_several_finished_at_once_only_those_still_held_by_the_instance(
     session: Session,
 ) -> None:
-    inbox.store(session=session, updates=[update(1), update(2)], owner="a", now=NOW)
-    inbox.store(session=session, updates=[update(3)], owner="b", now=NOW)
+    taken_by(session, "a", update(1, user=1), update(2, user=2))
+    taken_by(session, "b", update(3, user=3))
     assert inbox.finish_many(session=session, update_ids=[1, 2, 3, 4], owner="a") == 2
     session.expire_all()
     states = {n: session.get(InboxUpdate, n) for n in (1, 2, 3)}
@@ -66,34 +92,48 @@ def test_several_finished_at_once_only_those_still_held_by_the_instance(
 
 
 def test_an_instance_that_died_is_taken_over_when_its_lease_runs_out(session: Session) -> None:
-    inbox.store(session=session, updates=[update(1)], owner="dead", now=NOW)
-    assert inbox.claim_due(session=session, owner="alive", now=NOW + timedelta(seconds=30)) == []
+    taken_by(session, "dead", update(1))
+    assert inbox.claim_due(session=session, owner="alive", now=NOW + timedelta(seconds=20)) == []
     taken = inbox.claim_due(session=session, owner="alive", now=NOW + inbox.LEASE * 2)
     assert [(c.update_id, c.attempts) for c in taken] == [(1, 2)]
     assert taken[0].payload["message"]["text"] == "Hej"  # type: ignore[index]
-    # The dead instance coming back cannot finish what is no longer its own.
+    # The dead instance coming back can neither finish nor fail what is no longer its own.
     assert not inbox.finish(session=session, update_id=1, owner="dead")
+    assert not inbox.handling_failed(session=session, update_id=1, retry=True, owner="dead")
     assert inbox.finish(session=session, update_id=1, owner="alive")
 
 
 def test_a_failure_is_tried_again_later_then_given_up(session: Session) -> None:
-    inbox.store(session=session, updates=[update(1)], owner="a", now=NOW)
+    taken_by(session, "a", update(1))
     now = NOW
     for attempt in range(1, inbox.MAX_ATTEMPTS):
-        assert inbox.handling_failed(session=session, update_id=1, retry=True, now=now)
+        assert inbox.handling_failed(session=session, update_id=1, retry=True, owner="a", now=now)
         assert inbox.claim_due(session=session, owner="a", now=now) == []  # not yet
         now = now + inbox.BACKOFF[attempt - 1]
         taken = inbox.claim_due(session=session, owner="a", now=now)
         assert [c.attempts for c in taken] == [attempt + 1]
-    assert not inbox.handling_failed(session=session, update_id=1, retry=True, now=now)
+    assert not inbox.handling_failed(session=session, update_id=1, retry=True, owner="a", now=now)
     session.expire_all()
     row = session.get(InboxUpdate, 1)
     assert row is not None and row.state == InboxState.FAILED and "Hej" in row.payload
 
 
+def test_an_update_that_kills_every_instance_is_given_up(session: Session) -> None:
+    taken_by(session, "a", update(1))
+    now = NOW
+    for _ in range(inbox.MAX_ATTEMPTS - 1):  # each instance dies holding it
+        now = now + inbox.LEASE * 2
+        assert [c.update_id for c in inbox.claim_due(session=session, owner="b", now=now)] == [1]
+    now = now + inbox.LEASE * 2
+    assert inbox.claim_due(session=session, owner="c", now=now) == []
+    session.expire_all()
+    row = session.get(InboxUpdate, 1)
+    assert row is not None and row.state == InboxState.FAILED
+
+
 def test_a_bug_is_not_retried(session: Session) -> None:
-    inbox.store(session=session, updates=[update(1)], owner="a", now=NOW)
-    assert not inbox.handling_failed(session=session, update_id=1, retry=False, now=NOW)
+    taken_by(session, "a", update(1))
+    assert not inbox.handling_failed(session=session, update_id=1, retry=False, owner="a", now=NOW)
     assert inbox.claim_due(session=session, owner="a", now=NOW + timedelta(days=1)) == []
 
 
@@ -107,18 +147,23 @@ def test_updates_handed_in_directly_are_at_most_once_and_forgotten_on_failure(
     assert inbox.first_delivery(session=session, update_id=9, user_id=42)
 
 
+def test_text_that_is_not_valid_unicode_is_stored(session: Session) -> None:
+    assert taken_by(session, "a", update(1, text="trasig \ud800 text")) == [1]
+
+
 def test_what_a_member_sent_in_the_last_minute_is_counted(session: Session) -> None:
-    inbox.store(session=session, updates=[update(i) for i in range(1, 6)], owner="a", now=NOW)
-    inbox.store(session=session, updates=[update(9, user=7)], owner="a", now=NOW)
+    inbox.store(session=session, updates=[update(i) for i in range(1, 6)], now=NOW)
+    inbox.store(session=session, updates=[update(9, user=7)], now=NOW)
     assert inbox.sent_recently(session=session, user_id=42, since=NOW - timedelta(minutes=1)) == 5
     assert inbox.sent_recently(session=session, user_id=42, since=NOW + timedelta(seconds=1)) == 0
 
 
 def test_two_instances_taking_over_at_once_take_each_update_once(any_engine: sa.Engine) -> None:
     with Session(any_engine) as session:
-        inbox.store(
-            session=session, updates=[update(i) for i in range(1, 41)], owner="dead", now=NOW
+        fresh = inbox.store(
+            session=session, updates=[update(i, user=i) for i in range(1, 41)], now=NOW
         )
+        inbox.claim(session=session, update_ids=fresh, owner="dead", now=NOW)
     later = NOW + inbox.LEASE * 2
     taken: dict[str, list[int]] = {}
     start = threading.Barrier(4)
@@ -158,8 +203,8 @@ def test_one_leader_at_a_time_and_another_takes_over(any_engine: sa.Engine) -> N
 def test_a_living_instance_keeps_its_updates_and_a_dead_one_is_freed_at_once(
     session: Session,
 ) -> None:
-    inbox.store(session=session, updates=[update(1)], owner="host:1:aa", now=NOW)
-    inbox.store(session=session, updates=[update(2)], owner="host:2:bb", now=NOW)
+    taken_by(session, "host:1:aa", update(1, user=1))
+    taken_by(session, "host:2:bb", update(2, user=2))
     # Alive: it renews, and nobody takes its update even after the first lease.
     later = NOW + inbox.LEASE - timedelta(seconds=1)
     assert inbox.renew(session=session, owner="host:1:aa", update_ids=[1, 2], now=later) == 1
@@ -172,13 +217,14 @@ def test_a_living_instance_keeps_its_updates_and_a_dead_one_is_freed_at_once(
 
 def test_whether_an_owner_on_this_machine_lives() -> None:
     import os
-    import socket
 
     from bot.ingress import alive_here, instance_name
 
     me = instance_name()
-    host = socket.gethostname()[:40]
+    host, machine, pid, _ = me.split(":")
     assert alive_here(me, me) is True
-    assert alive_here(f"{host}:{os.getpid()}:000000", me) is False  # an earlier life of this pid
-    assert alive_here(f"{host}:{2**22 + 12345}:abcdef", me) is False  # no such process
-    assert alive_here("elsewhere:1:abcdef", me) is None  # another machine: the lease decides
+    assert alive_here(f"{host}:{machine}:{os.getpid()}:000000", me) is False  # an earlier life
+    assert alive_here(f"{host}:{machine}:{2**22 + 12345}:abcdef", me) is False  # no such process
+    # Another machine, or a container with its own pids under the same name: the lease decides.
+    assert alive_here(f"{host}:000000000000:{pid}:abcdef", me) is None
+    assert alive_here("elsewhere:1:abcdef", me) is None

@@ -79,9 +79,12 @@ def test_forget_deletes_operational_data_and_detaches_public_records(
 ) -> None:
     history(session, shipped_routing, policy)
     # What came in through the inbox: a handled update and one kept after a failure.
-    inbox.store(session=session, updates=[incoming(1), incoming(2)], owner="a", now=NOW)
+    inbox.store(session=session, updates=[incoming(1)], now=NOW)
+    inbox.claim(session=session, update_ids=[1], owner="a", now=NOW)
     inbox.finish(session=session, update_id=1, owner="a")
-    inbox.handling_failed(session=session, update_id=2, retry=False, now=NOW)
+    inbox.store(session=session, updates=[incoming(2)], now=NOW)
+    inbox.claim(session=session, update_ids=[2], owner="a", now=NOW)
+    inbox.handling_failed(session=session, update_id=2, retry=False, owner="a", now=NOW)
     report = privacy.forget_member(session=session, member_id=7, retention_days=730, now=NOW)
     assert session.exec(select(InboxUpdate)).all() == []
     assert session.get(Member, 7) is None

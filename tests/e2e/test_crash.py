@@ -148,6 +148,7 @@ async def test_a_thousand_members_escalate_and_the_bot_is_killed_in_the_middle(
         f"| {sum(1 for refs in after.values() if refs)} | {told_twice} | {len(cases)} "
         f"| {total:.1f} s |"
     )
+    assert in_flight > 0, "nothing was in the inbox at the kill: the test proved nothing"
     assert everyone, f"only {confirmed()} of {MEMBERS} members were answered after the restart"
     assert not left, f"{len(left)} updates were left unhandled"
     # No case twice: one per member, and every member who was told a number has that case.
