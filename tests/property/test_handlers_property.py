@@ -38,8 +38,8 @@ from bot.services.conversation import MAX_QUESTION_CHARS, clean_text
 from knowledge.loading import Routing
 
 ROOT = Path(__file__).resolve().parents[2]
-# One example handles several updates, each a few database transactions and Bot API calls.
-EXAMPLES = max(10, settings().max_examples // 2)
+# One example handles up to six updates, each a few database transactions and Bot API calls.
+EXAMPLES = settings().max_examples
 PROPERTY_SETTINGS = settings(
     max_examples=EXAMPLES,
     # Explaining a failure replays it hundreds of times through the whole bot: minutes.
@@ -250,7 +250,8 @@ class MemberText:
     text: str
     entities: tuple[dict[str, Any], ...] | None
     reply_to_bot: bool
-    shape: str  # message | edited_message | no_from | no_chat | channel_post | group
+    # message | edited_message | no_from | no_chat | channel_post | group | negative_sender
+    shape: str
 
 
 @dataclass(frozen=True)
@@ -327,7 +328,8 @@ action = st.one_of(
         st.one_of(st.none(), st.lists(entity, max_size=3).map(tuple)),
         st.booleans(),
         st.sampled_from(
-            ["message"] * 8 + ["edited_message", "no_from", "no_chat", "channel_post", "group"]
+            ["message"] * 8
+            + ["edited_message", "no_from", "no_chat", "channel_post", "group", "negative_sender"]
         ),
     ),
     st.builds(
@@ -639,6 +641,10 @@ class Run:
             }
         elif action.shape == "group":
             message["chat"] = api.chat(self.world.other_group_id)
+        elif action.shape == "negative_sender":
+            # No Telegram user has a negative id; in the desk group the bot still looks them up.
+            message["chat"] = api.chat(self.world.desk_id)
+            message["from"] = {"id": -1 - _fresh(), "is_bot": False, "first_name": "X"}
         update_id = self._update_id()
         before = len(api.messages(person.chat_id))
         await self._feed({"update_id": update_id, kind: message})

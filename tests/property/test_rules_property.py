@@ -264,7 +264,7 @@ def rules_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @example(content=b"version: 1\x00\n")
 @example(content=b"[" * 5000 + b"]" * 5000)
 @example(content=b"version: " + b"9" * 5000 + b"\n")
-@example(content=b"version: " + b"9" * 4000 + b"\n")
+@example(content=b"version: '" + b"9" * 5000 + b"'\n")
 @example(content=SHIPPED_TEXT.encode())
 def test_any_rules_file_loads_or_is_refused_with_located_advice(
     rules_path: Path, content: bytes
