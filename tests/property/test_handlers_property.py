@@ -481,7 +481,12 @@ async def bot_world(
     async def record(update: object, context: Any) -> None:
         world.errors.append(context.error)
 
+    # First in line: the project's handler ends the chain (ApplicationHandlerStop).
+    others = dict(app.error_handlers)
+    app.error_handlers.clear()
     app.add_error_handler(record)
+    for callback, block in others.items():
+        app.add_error_handler(callback, block=block)
     root = logging.getLogger()
     root.addHandler(world.log)
     try:
