@@ -335,7 +335,7 @@ async def measure(
 ) -> Run:
     run = Run(kind, members, think)
     folder = Path(tempfile.mkdtemp(prefix=f"load-{kind}-"))
-    if kind == "concierge" and args.database_url:
+    if kind == "concierge" and (args.database_url or "").startswith("postgresql"):
         reset_postgres(args.database_url)
     async with LoopbackBotApi(TOKEN, webhook_connections=CONNECTIONS) as api:
         port = free_port()
