@@ -212,6 +212,7 @@ class Run:
     error_replies: int = 0
     webhook_errors: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
+    webhook_failures: Counter[int | str] = field(default_factory=Counter)
     peak_rss: float = 0.0
     cpu: float = 0.0
     harness_cpu: float = 0.0
@@ -323,11 +324,13 @@ async def load(
     finally:
         stop_watching()
     run.seconds = duration
-    run.webhook_errors = sum(
-        1
+    failed = [
+        delivery.status or "no answer in time"
         for delivery in api.webhook_deliveries
         if delivery.status is None or not 200 <= delivery.status < 300
-    )
+    ]
+    run.webhook_errors = len(failed)
+    run.webhook_failures = Counter(failed)
 
 
 async def measure(
@@ -492,7 +495,7 @@ def main() -> int:
                 f"bot CPU {run.cpu:.2f} cores, {run.cpu_per_update:.1f} ms "
                 f"an update, harness CPU {run.harness_cpu:.2f} cores, waiting for a core: "
                 f"bot {run.starved[0]:.2f}, harness {run.starved[1]:.2f}; "
-                f"mix {dict(run.outcomes)}",
+                f"mix {dict(run.outcomes)}; webhook failures {dict(run.webhook_failures)}",
                 file=sys.stderr,
             )
     database = "PostgreSQL" if args.database_url else "SQLite"
