@@ -25,6 +25,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -390,6 +391,10 @@ async def measure(
                     process.kill()
                     await process.wait()
             log.close()
+    if args.keep:
+        print(f"{kind}: database and log kept in {folder}", file=sys.stderr)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
     return run
 
 
@@ -463,6 +468,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=10.0, help="No reply by then: error.")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--hold", action="store_true", help="Keep the bot up after a run.")
+    parser.add_argument(
+        "--keep", action="store_true", help="Keep each run's database and bot log (else removed)."
+    )
     parser.add_argument(
         "--code",
         type=Path,
