@@ -151,6 +151,7 @@ def receive_text(
                 text=before.text,
                 language=language,
                 update_id=update_id,
+                recorded=before,
                 now=now,
             )
     reopen_since = now - timedelta(days=policy.reopen_days)
@@ -160,15 +161,7 @@ def receive_text(
             session=session, member_id=member_id, message_id=reply_to_message_id
         )
         if replied is not None and replied.status != CaseStatus.CLOSED:
-            case_service.add_message(
-                session=session,
-                case=replied,
-                direction=Direction.FROM_MEMBER,
-                text=text,
-                update_id=update_id,
-                now=now,
-            )
-            return AddedToCase(replied, text)
+            return _join(session, replied, text, now, update_id)
         if replied is not None and replied.closed_at and replied.closed_at >= reopen_since:
             return _reopen_with(session, policy, replied, text, now, update_id)
     open_case = case_service.open_case_of(session=session, member_id=member_id)
@@ -180,15 +173,7 @@ def receive_text(
             minutes=policy.follow_up_minutes
         )
         if just_after and reply_to_message_id is None:
-            case_service.add_message(
-                session=session,
-                case=open_case,
-                direction=Direction.FROM_MEMBER,
-                text=text,
-                update_id=update_id,
-                now=now,
-            )
-            return AddedToCase(open_case, text)
+            return _join(session, open_case, text, now, update_id)
         return _ask_which(session, member_id, open_case, chat_id, text, now, update_id)
     closed = case_service.recently_closed_case_of(
         session=session, member_id=member_id, since=reopen_since
@@ -234,6 +219,27 @@ def small_talk_kind(text: str) -> str | None:
     return None
 
 
+def _join(
+    session: Session,
+    case: Case,
+    text: str,
+    now: datetime,
+    update_id: int | None,
+    *,
+    reopened: bool = False,
+) -> AddedToCase:
+    """The member's message joins the case."""
+    case_service.add_message(
+        session=session,
+        case=case,
+        direction=Direction.FROM_MEMBER,
+        text=text,
+        update_id=update_id,
+        now=now,
+    )
+    return AddedToCase(case, text, reopened=reopened)
+
+
 def _ask_which(
     session: Session,
     member_id: int,
@@ -274,15 +280,7 @@ def _reopen_with(
     reopen_case(
         session=session, case=case, hours=policy.hours, business_days=policy.business_days, now=now
     )
-    case_service.add_message(
-        session=session,
-        case=case,
-        direction=Direction.FROM_MEMBER,
-        text=text,
-        update_id=update_id,
-        now=now,
-    )
-    return AddedToCase(case, text, reopened=True)
+    return _join(session, case, text, now, update_id, reopened=True)
 
 
 def route_question(
@@ -295,8 +293,10 @@ def route_question(
     text: str,
     language: str,
     update_id: int | None = None,
+    recorded: Question | None = None,
     now: datetime | None = None,
 ) -> Answered | Clarify | Escalated | SmallTalk:
+    """Route a question; ``recorded``: the question this update stored when handled before."""
     now = now or utcnow()
     kind = small_talk_kind(text)
     if kind is not None:
@@ -305,9 +305,9 @@ def route_question(
     if decision.reason == "unreadable":
         # "👍", "????", "asdfgh": nothing for a person to work on; ask for words.
         return SmallTalk("need_words")
-    question = _handled_before(session, update_id) if update_id is not None else None
-    if not isinstance(question, Question):
-        question = _record_question(session, member_id, text, decision, routing, now, update_id)
+    question = recorded or _record_question(
+        session, member_id, text, decision, routing, now, update_id
+    )
     if decision.action == "escalate":
         case, new = case_service.create_case(
             session=session,
