@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from bot.app import Services, build_services
 from bot.config import Settings
 from bot.loopback import LoopbackBotApi
-from bot.models import Case, CaseStatus, ReminderSent
+from bot.models import Case, CaseStatus, DeskMessage, ReminderSent
 from handlers.desk import check_deadlines, morning_digest
 from knowledge.loading import Routing
 
@@ -185,6 +185,20 @@ async def test_without_topics_a_reply_to_the_card_reaches_the_member(
     async with running(plain, services):
         reference, card = await escalate(api, 7004, group["id"])
         assert "message_thread_id" not in card
+
+        def card_recorded() -> bool:  # the bot notes its card right after Telegram took it
+            with Session(services.engine) as session:
+                return (
+                    session.exec(
+                        select(DeskMessage).where(DeskMessage.message_id == card["message_id"])
+                    ).first()
+                    is not None
+                )
+
+        for _ in range(100):
+            if card_recorded():
+                break
+            await asyncio.sleep(0.1)
         since = api.cursor()
         await kim.send("Vi hör av oss i dag.", chat=group["id"], reply_to=card)
         relayed = await api.wait_for_message(7004, since=since, timeout=10)
