@@ -139,6 +139,7 @@ def bot_command(
             # Members here write far more than 20 a minute on purpose.
             "MEMBER_MESSAGES_PER_MINUTE": "0",
             "CONCIERGE_CACHE_DIR": str(folder / "cache"),
+            "WEBHOOK_REUSE_PORT": "true" if args.instances > 1 else "false",
         }
     )
     command = [sys.executable, "-c", "from bot.cli import main; main(['run'])"]
@@ -207,6 +208,8 @@ class Run:
     bot: str
     members: int
     think: float
+    # Processes of the bot sharing the webhook port (SO_REUSEPORT), one per core.
+    instances: int = 1
     latencies: list[float] = field(default_factory=list)
     completed: int = 0
     timeouts: int = 0
@@ -337,7 +340,7 @@ async def load(
 async def measure(
     kind: str, members: int, think: float, pools: dict[tuple[str, str], list[str]], args: Any
 ) -> Run:
-    run = Run(kind, members, think)
+    run = Run(kind, members, think, instances=args.instances if kind == "concierge" else 1)
     folder = Path(tempfile.mkdtemp(prefix=f"load-{kind}-"))
     if kind == "concierge" and (args.database_url or "").startswith("postgresql"):
         reset_postgres(args.database_url)
@@ -345,20 +348,30 @@ async def measure(
         port = free_port()
         command, env = bot_command(kind, api, port, folder, args)
         log = (folder / "bot.log").open("wb")
-        process = await asyncio.create_subprocess_exec(
-            *command, env=env, cwd=folder, stdout=log, stderr=log
-        )
+        processes = []
+        for _ in range(run.instances):
+            processes.append(
+                await asyncio.create_subprocess_exec(
+                    *command, env=env, cwd=folder, stdout=log, stderr=log
+                )
+            )
+        pids = [process.pid for process in processes]
         try:
             deadline = time.monotonic() + 120
-            while api.webhook_url is None:
-                if process.returncode is not None or time.monotonic() > deadline:
+            while len(api.calls("setWebhook")) < run.instances:  # each instance registers
+                if any(p.returncode is not None for p in processes) or (
+                    time.monotonic() > deadline
+                ):
                     raise SystemExit(f"{kind} did not start; see {folder / 'bot.log'}")
                 await asyncio.sleep(0.1)
             await asyncio.sleep(1.0)  # the webhook is registered just after listening
-            cpu_before = cpu_seconds(process.pid)
+            cpu_before = sum(cpu_seconds(pid) for pid in pids)
             harness_before = time.process_time()
-            starved_before = (waiting_for_cpu(process.pid), waiting_for_cpu(os.getpid()))
-            profiler = await start_profiler(process.pid, kind, run.think, args)
+            starved_before = (
+                sum(waiting_for_cpu(pid) for pid in pids),
+                waiting_for_cpu(os.getpid()),
+            )
+            profiler = await start_profiler(pids[0], kind, run.think, args)
             await load(
                 api,
                 run,
@@ -368,23 +381,24 @@ async def measure(
                 patience=args.timeout,
                 seed=args.seed,
             )
-            run.cpu = (cpu_seconds(process.pid) - cpu_before) / (args.warmup + args.duration)
-            run.harness_cpu = (time.process_time() - harness_before) / (
-                args.warmup + args.duration
-            )
+            seconds = args.warmup + args.duration
+            run.cpu = (sum(cpu_seconds(pid) for pid in pids) - cpu_before) / seconds
+            run.harness_cpu = (time.process_time() - harness_before) / seconds
             run.starved = (
-                (waiting_for_cpu(process.pid) - starved_before[0]) / (args.warmup + args.duration),
-                (waiting_for_cpu(os.getpid()) - starved_before[1]) / (args.warmup + args.duration),
+                (sum(waiting_for_cpu(pid) for pid in pids) - starved_before[0]) / seconds,
+                (waiting_for_cpu(os.getpid()) - starved_before[1]) / seconds,
             )
-            run.peak_rss = peak_rss_mb(process.pid)
+            run.peak_rss = sum(peak_rss_mb(pid) for pid in pids)
             if profiler is not None:
                 await profiler.wait()
             if args.hold:
-                print(f"{kind} pid {process.pid}; Enter to stop", file=sys.stderr)
+                print(f"{kind} pids {pids}; Enter to stop", file=sys.stderr)
                 await asyncio.to_thread(sys.stdin.readline)
         finally:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
+            for process in processes:
+                if process.returncode is None:
+                    process.send_signal(signal.SIGTERM)
+            for process in processes:
                 try:
                     await asyncio.wait_for(process.wait(), 30)
                 except TimeoutError:
@@ -430,8 +444,9 @@ def table(runs: list[Run]) -> str:
             if ceiling is not None and ceiling.throughput and run.bot != "echo" and not run.think
             else "—"
         )
+        name = f"{run.bot} ×{run.instances}" if run.instances > 1 else run.bot
         lines.append(
-            f"| {run.bot} | {run.members} | {run.think:g} | {run.throughput:.0f} "
+            f"| {name} | {run.members} | {run.think:g} | {run.throughput:.0f} "
             f"| {run.percentile(0.50):.0f} | {run.percentile(0.95):.0f} "
             f"| {run.percentile(0.99):.0f} "
             f"| {run.errors} ({run.webhook_errors} / {run.error_replies} / {run.timeouts}) "
@@ -464,6 +479,13 @@ def main() -> int:
         action="store_true",
         help="Give the bot a coordinator group: each case is also put on the desk (Telegram "
         "allows 20 messages a minute in a group, and the bot keeps to it).",
+    )
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="Processes of the bot on the one webhook port (WEBHOOK_REUSE_PORT; the kernel "
+        "spreads connections), e.g. one per core. The echo bot is always one process.",
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="No reply by then: error.")
     parser.add_argument("--seed", type=int, default=7)

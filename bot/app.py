@@ -32,6 +32,7 @@ from bot.retrying import RetryingRateLimiter
 from bot.services.conversation import ConversationPolicy
 from bot.services.languages import LanguageDetector
 from bot.texts import languages, text
+from bot.transport import AiohttpRequest
 from knowledge.loading import Routing, default_cache_dir, load_routing
 
 logger = logging.getLogger(__name__)
@@ -176,6 +177,8 @@ def build_application(
                 overall_max_rate=max(30.0, settings.telegram_rate * 1.2), max_retries=3
             )
         )
+        .request(AiohttpRequest())
+        .get_updates_request(AiohttpRequest())
         .post_init(post_init)
         # Updates come in through bot.ingress (stored first), not PTB's updater.
         .updater(None)
@@ -248,6 +251,7 @@ async def serving(
             secret=secret,
             public_url=settings.webhook_url,
             stopping=stopping,
+            reuse_port=settings.webhook_reuse_port,
         )
     else:
         way_in = poll(dispatcher, long_poll=poll_timeout, stopping=stopping)

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = Field(default=8443, ge=1, le=65535)
+    # Several instances on one machine listen on the same port and the kernel spreads the
+    # connections between them (SO_REUSEPORT): one process per core.
+    webhook_reuse_port: bool = False
     # What members are promised: an answer from a person within this many business days.
     response_business_days: int = Field(default=2, ge=1, le=30)
     # A message within this many minutes of a case confirmation belongs to that case.

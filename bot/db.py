@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -13,12 +16,84 @@ from sqlmodel import create_engine
 
 from bot import models  # noqa: F401  (registers the tables)
 
+# How long a writer waits for another (the same as SQLite's own busy timeout).
+SQLITE_WRITE_WAIT = 30.0
+_READING = ("SELECT", "PRAGMA", "EXPLAIN")
+
+
+def _one_writer_at_a_time() -> type[sqlite3.Connection]:
+    """sqlite3 connections that queue for writing inside this process.
+
+    SQLite lets one transaction write at a time; a second writer is refused and retries after
+    sleeping (1, 2, 5, 10 … 100 ms), so under load updates waited for sleeps rather than for
+    the writer before them (``bench/load.py``: answers held up to several hundred ms). Here a
+    transaction takes a lock with its first write and gives it back when it commits or rolls
+    back: the next writer starts the moment the one before it is done. Reads never wait (WAL).
+    Other processes on the same file still meet SQLite's busy timeout, as before.
+    """
+    lock = threading.Lock()
+
+    class Cursor(sqlite3.Cursor):
+        def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
+            self.connection.wants_to_write(sql)  # type: ignore[attr-defined]
+            return super().execute(sql, parameters)
+
+        def executemany(self, sql: str, seq_of_parameters: Any, /) -> Cursor:
+            self.connection.wants_to_write(sql)  # type: ignore[attr-defined]
+            return super().executemany(sql, seq_of_parameters)
+
+    class Connection(sqlite3.Connection):
+        writing = False
+
+        def wants_to_write(self, sql: str) -> None:
+            if self.writing or sql.lstrip()[:7].upper().startswith(_READING):
+                return
+            if not lock.acquire(timeout=SQLITE_WRITE_WAIT):
+                raise sqlite3.OperationalError("database is locked")
+            self.writing = True
+
+        def done_writing(self) -> None:
+            if self.writing:
+                self.writing = False
+                lock.release()
+
+        def cursor(self, factory: Any = Cursor) -> Any:
+            return super().cursor(factory)
+
+        def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+            cursor: sqlite3.Cursor = self.cursor()
+            return cursor.execute(sql, parameters)
+
+        def commit(self) -> None:
+            try:
+                super().commit()
+            finally:
+                self.done_writing()
+
+        def rollback(self) -> None:
+            try:
+                super().rollback()
+            finally:
+                self.done_writing()
+
+        def close(self) -> None:
+            try:
+                super().close()
+            finally:
+                self.done_writing()
+
+    return Connection
+
 
 def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={
+                "check_same_thread": False,
+                "timeout": SQLITE_WRITE_WAIT,
+                "factory": _one_writer_at_a_time(),
+            },
             hide_parameters=True,  # error messages must not carry what members wrote
         )
 

@@ -89,6 +89,11 @@ def alive_here(owner: str, me: str) -> bool | None:
 HANDLING_OWNER: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "handling_owner", default=None
 )
+# Whether the current update came through the inbox and is handled for the first time: then no
+# earlier handling can have left anything behind, and the handlers need not look for it.
+FIRST_ATTEMPT: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "first_attempt", default=False
+)
 
 
 Item = TypeVar("Item")
@@ -158,22 +163,29 @@ class Dispatcher:
         return await self._storing.put(list(payloads))
 
     async def _store(self, batches: list[list[Mapping[str, Any]]]) -> list[int]:
-        fresh = await self.services.call(
-            inbox.store,
+        # Stored and, where first in their chat, taken in the same transaction.
+        fresh, taken = await self.services.call(
+            inbox.store_and_claim,
             updates=[payload for batch in batches for payload in batch],
+            owner=self.owner,
             now=self.services.clock(),
         )
-        if fresh:
-            for claimed in await self.services.call(
-                inbox.claim, update_ids=fresh, owner=self.owner, now=self.services.clock()
-            ):
-                self._start(claimed)
+        for claimed in taken:
+            self._start(claimed)
         stored = set(fresh)
         return [sum(payload.get("update_id") in stored for payload in batch) for batch in batches]
 
-    async def _finish(self, update_ids: list[int]) -> list[None]:
-        await self.services.call(inbox.finish_many, update_ids=update_ids, owner=self.owner)
-        return [None] * len(update_ids)
+    async def _finish(self, handled: list[tuple[int, int | None]]) -> list[None]:
+        """Finish handled updates and start what waited behind them in their chats."""
+        for following in await self.services.call(
+            inbox.finish_and_take_next,
+            update_ids=[update_id for update_id, _ in handled],
+            chat_ids=[chat for _, chat in handled if chat is not None],
+            owner=self.owner,
+            now=self.services.clock(),
+        ):
+            self._start(following)
+        return [None] * len(handled)
 
     def _start(self, claimed: inbox.Claimed) -> None:
         self._held[claimed.update_id] += 1
@@ -197,14 +209,9 @@ class Dispatcher:
     async def _handle(self, claimed: inbox.Claimed) -> None:
         async with self._slots:
             await self._process(claimed)
-        chat = _chat_of(claimed.payload)
-        if chat is not None:
-            # The chat's next update waited for this one: take it now, not at the next round.
-            following = await self.services.call(
-                inbox.claim_next, chat_id=chat, owner=self.owner, now=self.services.clock()
-            )
-            if following is not None:
-                self._start(following)
+        # Finished (or, when handling failed, left to the retry the error handler set up); the
+        # chat's next update waited for this one: it is taken now, not at the next round.
+        await self._finishing.put((claimed.update_id, _chat_of(claimed.payload)))
 
     async def _process(self, claimed: inbox.Claimed) -> None:
         try:
@@ -216,6 +223,7 @@ class Dispatcher:
             )
             return
         HANDLING_OWNER.set(self.owner)
+        FIRST_ATTEMPT.set(claimed.attempts == 1)
         try:
             async with asyncio.timeout(HANDLING_TIMEOUT):
                 await self.app.process_update(update)
@@ -224,10 +232,8 @@ class Dispatcher:
             await self.services.call(
                 inbox.handling_failed, update_id=claimed.update_id, retry=True, owner=self.owner
             )
-            return
         # Handler errors went to the error handler, which moved the row on (retry or give up):
         # then it is no longer ours in hand, and finishing does nothing.
-        await self._finishing.put(claimed.update_id)
 
     async def start_recovering(self) -> None:
         freed = await self.services.call(
@@ -405,15 +411,17 @@ async def serve_webhook(
     secret: str,
     public_url: str | None,
     stopping: asyncio.Event,
+    reuse_port: bool = False,
 ) -> None:
     """Listen until ``stopping`` is set; registers ``public_url`` with Telegram when given.
 
     Several instances behind one address each run this; any of them may register the address
-    (the same URL and secret), and any may receive any update.
+    (the same URL and secret), and any may receive any update. ``reuse_port``: instances on
+    the same machine share the port (the kernel spreads connections between them).
     """
     runner = web.AppRunner(webhook_app(dispatcher, path=path, secret=secret), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, listen, port)
+    site = web.TCPSite(runner, listen, port, reuse_port=reuse_port or None)
     await site.start()
     try:
         if public_url:

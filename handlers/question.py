@@ -16,8 +16,9 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, MessageHandler, filters
 
 from bot.app import ConciergeContext
+from bot.ingress import FIRST_ATTEMPT
 from bot.services import cases as case_service
-from bot.services import conversation, languages
+from bot.services import conversation
 from bot.services.conversation import (
     AddedToCase,
     AlreadyDone,
@@ -55,41 +56,35 @@ TYPING_AFTER = 1.0
 
 
 async def question_received(update: Update, context: ConciergeContext) -> None:
-    """Route a text message, or add it to the member's open case."""
+    """Route a text message, or add it to the member's open case (or to a registration)."""
     message = update.effective_message
-    member = await current_member(update, context)
-    if message is None or member is None or message.text is None:
+    user = update.effective_user
+    if message is None or user is None or message.text is None:
         return
-    # A reply to the bot (a case message, say) is never a registration answer.
-    if message.reply_to_message is None and await registry.registration_text(
-        context, member.id, message.chat_id, message.text, member.language
-    ):
-        return
-    # The reply comes in the language the member writes in (unless they chose one).
-    member = (
-        await context.services.call(
-            languages.observe_language,
-            user_id=member.id,
-            text=message.text,
-            detector=context.services.language_detector,
-        )
-        or member
-    )
     reply_to = message.reply_to_message.message_id if message.reply_to_message else None
     async with typing_if_slow(context, message.chat_id):
-        outcome = await context.services.call(
-            conversation.receive_text,
+        taken = await context.services.call(
+            conversation.take_text,
             routing=context.services.routing,
             policy=context.services.policy,
-            member_id=member.id,
+            detector=context.services.language_detector,
+            user_id=user.id,
+            first_name=user.first_name or "",
+            language_code=user.language_code,
             chat_id=message.chat_id,
             text=message.text,
-            language=member.language,
             reply_to_message_id=reply_to,
             update_id=update.update_id,
+            first_attempt=FIRST_ATTEMPT.get(),
             now=context.services.clock(),
         )
-    await reply_with(context, message.chat_id, outcome, member.language, member.first_name)
+    member = taken.member
+    if taken.outcome is None:
+        await registry.answer_registration(
+            context, member.id, message.chat_id, message.text, member.language
+        )
+        return
+    await reply_with(context, message.chat_id, taken.outcome, member.language, member.first_name)
 
 
 @contextlib.asynccontextmanager

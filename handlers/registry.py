@@ -105,17 +105,12 @@ async def cancel_command(update: Update, context: ConciergeContext) -> None:
     )
 
 
-async def registration_text(
+async def answer_registration(
     context: ConciergeContext, member_id: int, chat_id: int, typed: str, language: str
-) -> bool:
-    """Give ``typed`` to the registration when one is under way; ``True`` if it took it."""
-    if not await context.services.call(
-        associations.active, member_id=member_id, now=context.services.clock()
-    ):
-        return False
+) -> None:
+    """``typed`` is the answer to the registration's current step."""
     prompt = await context.services.call(associations.answer, member_id=member_id, text=typed)
     await show_prompt(context, chat_id, prompt, language)
-    return True
 
 
 async def registration_button(update: Update, context: ConciergeContext) -> None:

@@ -11,6 +11,7 @@ from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationHandlerStop, TypeHandler
 
 from bot.app import ConciergeContext
+from bot.ingress import HANDLING_OWNER
 from bot.services import inbox, members
 from bot.texts import text
 
@@ -20,7 +21,9 @@ logger = logging.getLogger(__name__)
 async def drop_repeats(update: Update, context: ConciergeContext) -> None:
     """Stop handling an update seen before, or one over the member's per-minute limit."""
     user = update.effective_user
-    first = await context.services.call(
+    # Taken from the inbox by this instance: the claim already made sure it is not a repeat.
+    # Handed to the Application directly: recorded here, at most once.
+    first = HANDLING_OWNER.get() is not None or await context.services.call(
         inbox.first_delivery,
         update_id=update.update_id,
         user_id=user.id if user is not None else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -29,16 +30,19 @@ def create_case(
     reason: str = "",
     question_id: int | None = None,
     source_update_id: int | None = None,
+    question_is_new: bool = False,
     now: datetime | None = None,
 ) -> tuple[Case, bool]:
     """Open a case (committed before returning) and return it with ``True`` when it is new.
 
     The same Telegram update, or the same routed question, never opens a second case: the
-    existing one is returned with ``False``.
+    existing one is returned with ``False``. ``question_is_new``: the question was stored by
+    this very handling, so no case can be about it yet (nothing to look for).
     """
-    existing = _existing_case(session, source_update_id, question_id)
-    if existing is not None:
-        return existing, False
+    if not question_is_new:
+        existing = _existing_case(session, source_update_id, question_id)
+        if existing is not None:
+            return existing, False
     now = now or utcnow()
     case = Case(
         member_id=member_id,
@@ -159,6 +163,25 @@ def open_case_of(*, session: Session, member_id: int) -> Case | None:
         .where(Case.member_id == member_id, Case.status != CaseStatus.CLOSED)
         .order_by(col(Case.created_at).desc(), col(Case.id).desc())
     ).first()
+
+
+def open_or_recently_closed(
+    *, session: Session, member_id: int, since: datetime
+) -> tuple[Case | None, Case | None]:
+    """The member's most recent case that is not closed, and the one closed latest after
+    ``since`` (it can still be reopened), in one query."""
+    found = session.exec(
+        select(Case).where(
+            Case.member_id == member_id,
+            sa.or_(col(Case.status) != CaseStatus.CLOSED, col(Case.closed_at) >= since),
+        )
+    ).all()
+    open_cases = [case for case in found if case.status != CaseStatus.CLOSED]
+    closed = [case for case in found if case.status == CaseStatus.CLOSED]
+    return (
+        max(open_cases, key=lambda case: (case.created_at, case.id or 0), default=None),
+        max(closed, key=lambda case: case.closed_at or since, default=None),
+    )
 
 
 def recently_closed_case_of(*, session: Session, member_id: int, since: datetime) -> Case | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.locales import DEFAULT_LANGUAGE, shipped_catalogue
@@ -22,13 +23,17 @@ from bot.models import (
     Direction,
     Feedback,
     FeedbackKind,
+    Member,
     PendingMessage,
     Question,
     utcnow,
 )
 from bot.services import cases as case_service
+from bot.services.associations import active as registration_active
 from bot.services.associations import category_of
 from bot.services.desk import reopen_case
+from bot.services.languages import LanguageDetector, follow_language
+from bot.services.members import touched
 from bot.services.office_hours import OfficeHours
 from knowledge.articles import Article
 from knowledge.loading import Routing
@@ -117,6 +122,114 @@ def clean_text(text: str) -> str:
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+@dataclass(frozen=True)
+class TextTaken:
+    """A member's text message taken in: the member as now stored and what became of the text
+    (``None``: a registration is under way and the text is its next answer)."""
+
+    member: Member
+    outcome: Outcome | None
+
+
+def take_text(
+    *,
+    session: Session,
+    routing: Routing,
+    policy: ConversationPolicy,
+    detector: LanguageDetector,
+    user_id: int,
+    first_name: str,
+    language_code: str | None,
+    chat_id: int,
+    text: str,
+    reply_to_message_id: int | None = None,
+    update_id: int | None = None,
+    first_attempt: bool = False,
+    now: datetime | None = None,
+) -> TextTaken:
+    """Everything a member's text message needs from the database, in one session: the member
+    refreshed, a registration under way, the language they write in, then ``receive_text``.
+
+    Written at the end: nothing is flushed before a commit, so the database is not held for
+    writing while the question is routed (on SQLite one writer at a time: every other update
+    would wait). Two first messages of a new member at once: the loser is taken again.
+    """
+
+    def attempt(first: bool) -> TextTaken:
+        with session.no_autoflush:
+            return _take_text(
+                session=session,
+                routing=routing,
+                policy=policy,
+                detector=detector,
+                user_id=user_id,
+                first_name=first_name,
+                language_code=language_code,
+                chat_id=chat_id,
+                text=text,
+                reply_to_message_id=reply_to_message_id,
+                update_id=update_id,
+                first_attempt=first,
+                now=now or utcnow(),
+            )
+
+    try:
+        return attempt(first_attempt)
+    except IntegrityError:
+        # Stored meanwhile by another handling (a member's first two messages at once, or a
+        # repeat of this update): taken again, looking for what is already there.
+        session.rollback()
+        return attempt(False)
+
+
+def _take_text(
+    *,
+    session: Session,
+    routing: Routing,
+    policy: ConversationPolicy,
+    detector: LanguageDetector,
+    user_id: int,
+    first_name: str,
+    language_code: str | None,
+    chat_id: int,
+    text: str,
+    reply_to_message_id: int | None,
+    update_id: int | None,
+    first_attempt: bool,
+    now: datetime,
+) -> TextTaken:
+    member = touched(
+        session=session,
+        user_id=user_id,
+        first_name=first_name,
+        language_code=language_code,
+        now=now,
+    )
+    # A reply to the bot (a case message, say) is never a registration answer.
+    if reply_to_message_id is None and registration_active(
+        session=session, member_id=user_id, now=now
+    ):
+        session.commit()
+        return TextTaken(member, None)
+    # The reply comes in the language the member writes in (unless they chose one).
+    follow_language(member, text, detector)
+    outcome = receive_text(
+        session=session,
+        routing=routing,
+        policy=policy,
+        member_id=user_id,
+        chat_id=chat_id,
+        text=text,
+        language=member.language,
+        reply_to_message_id=reply_to_message_id,
+        update_id=update_id,
+        first_attempt=first_attempt,
+        now=now,
+    )
+    session.commit()
+    return TextTaken(member, outcome)
+
+
 def receive_text(
     *,
     session: Session,
@@ -128,12 +241,17 @@ def receive_text(
     language: str,
     reply_to_message_id: int | None = None,
     update_id: int | None = None,
+    first_attempt: bool = False,
     now: datetime | None = None,
 ) -> Outcome:
-    """A member wrote ``text``: join it to the case it answers, ask which, or route it."""
+    """A member wrote ``text``: join it to the case it answers, ask which, or route it.
+
+    ``first_attempt``: the update is handled for the first time (the inbox says so), so no
+    earlier handling can have stored anything for it.
+    """
     now = now or utcnow()
     text = clean_text(text)[:MAX_QUESTION_CHARS]
-    if update_id is not None:
+    if update_id is not None and not first_attempt:
         # The same update handled again (the reply failed, or the process died): the same
         # outcome, nothing stored twice.
         before = _handled_before(session, update_id)
@@ -164,7 +282,9 @@ def receive_text(
             return _join(session, replied, text, now, update_id)
         if replied is not None and replied.closed_at and replied.closed_at >= reopen_since:
             return _reopen_with(session, policy, replied, text, now, update_id)
-    open_case = case_service.open_case_of(session=session, member_id=member_id)
+    open_case, closed = case_service.open_or_recently_closed(
+        session=session, member_id=member_id, since=reopen_since
+    )
     if open_case is not None and open_case.id is not None:
         # "Right after" counts from the bot's last message in the case, not from the member's
         # own: a conversation that goes quiet asks again.
@@ -175,9 +295,6 @@ def receive_text(
         if just_after and reply_to_message_id is None:
             return _join(session, open_case, text, now, update_id)
         return _ask_which(session, member_id, open_case, chat_id, text, now, update_id)
-    closed = case_service.recently_closed_case_of(
-        session=session, member_id=member_id, since=reopen_since
-    )
     if closed is not None and closed.id is not None and not is_small_talk(text):
         return _ask_which(session, member_id, closed, chat_id, text, now, update_id)
     return route_question(
@@ -321,6 +438,7 @@ def route_question(
             reason=decision.reason,
             question_id=question.id,
             source_update_id=update_id,
+            question_is_new=recorded is None,
             now=now,
         )
         return Escalated(case, new)

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from bot.models import InboxState, InboxUpdate, utcnow
+from bot.models import InboxState, InboxUpdate, UTCDateTime, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -71,42 +71,161 @@ def store(
 
     One transaction for the whole batch: when it commits, every update in it is safe.
     """
+    fresh, _ = store_and_claim(session=session, updates=updates, owner=None, now=now)
+    return fresh
+
+
+def store_and_claim(
+    *,
+    session: Session,
+    updates: Iterable[Mapping[str, Any]],
+    owner: str | None,
+    now: datetime | None = None,
+) -> tuple[list[int], list[Claimed]]:
+    """Store updates not seen before and, for ``owner``, take those that may be handled at once
+    (first in their chat), in one transaction: one commit (one disk sync) for both.
+
+    Returns the stored ids and what ``owner`` took. Repeats are dropped.
+    """
     now = now or utcnow()
-    fresh: list[int] = []
-    rows: list[InboxUpdate] = []
+    by_id: dict[int, Mapping[str, Any]] = {}
     for payload in updates:
         update_id = payload.get("update_id")
-        if not isinstance(update_id, int) or update_id in fresh:
-            continue
-        if session.get(InboxUpdate, update_id) is not None:
+        if isinstance(update_id, int) and update_id not in by_id:
+            by_id[update_id] = payload
+    if not by_id:
+        return [], []
+    seen = set(session.execute(_seen_statement(), {"ids": list(by_id)}).scalars())
+    rows: list[dict[str, Any]] = []
+    fresh: list[int] = []
+    for update_id, payload in by_id.items():
+        if update_id in seen:
             continue
         user_id, chat_id = who(payload)
         rows.append(
-            InboxUpdate(
-                update_id=update_id,
-                user_id=user_id,
-                chat_id=chat_id,
+            {
+                "update_id": update_id,
+                "user_id": user_id,
+                "chat_id": chat_id,
                 # ASCII escapes: a lone surrogate in a text must not make the batch unstorable.
-                payload=json.dumps(payload, ensure_ascii=True),
-                state=InboxState.PENDING,
-                attempts=0,
-                received_at=now,
-            )
+                "payload": json.dumps(payload, ensure_ascii=True),
+                "state": InboxState.PENDING,
+                "attempts": 0,
+                "received_at": now,
+            }
         )
         fresh.append(update_id)
-    session.add_all(rows)
+    if not rows:
+        return [], []
     try:
+        session.execute(sa.insert(_table()), rows)
+        taken = _take(session, fresh, owner, now) if owner is not None else []
         session.commit()
     except IntegrityError:
         # Another instance stored one of them at the same moment: store one by one.
         session.rollback()
         if len(rows) <= 1:
-            return []
+            return [], []
         kept: list[int] = []
-        for row in rows:
-            kept.extend(store(session=session, updates=[json.loads(row.payload)], now=now))
-        return kept
-    return fresh
+        claimed: list[Claimed] = []
+        for update_id in fresh:
+            one, took = store_and_claim(
+                session=session, updates=[by_id[update_id]], owner=owner, now=now
+            )
+            kept.extend(one)
+            claimed.extend(took)
+        return kept, claimed
+    return fresh, taken
+
+
+# --- the statements every update goes through, built once (SQLAlchemy then reuses their cache
+# key and compiled form; building and keying them again cost ~1 ms of CPU per update) ---
+
+
+def _table() -> sa.Table:
+    table: sa.Table = InboxUpdate.__table__  # type: ignore[attr-defined]
+    return table
+
+
+@functools.cache
+def _seen_statement() -> sa.Select[tuple[int]]:
+    table = _table()
+    return sa.select(table.c.update_id).where(
+        table.c.update_id.in_(sa.bindparam("ids", expanding=True))
+    )
+
+
+@functools.cache
+def _take_statement() -> sa.Update:
+    """Take the updates ``ids`` (where due and first in their chat) for ``taker`` until
+    ``lease``; returns what was taken."""
+    table = _table()
+    earlier = table.alias("earlier")
+    now = sa.bindparam("now", type_=UTCDateTime())
+    due = sa.or_(
+        sa.and_(
+            table.c.state == InboxState.PENDING,
+            sa.or_(table.c.available_at.is_(None), table.c.available_at <= now),
+        ),
+        sa.and_(table.c.state == InboxState.WORKING, table.c.lease_until < now),
+    )
+    first_in_chat = ~sa.exists().where(
+        earlier.c.chat_id == table.c.chat_id,
+        earlier.c.update_id < table.c.update_id,
+        earlier.c.state.in_((InboxState.PENDING, InboxState.WORKING)),
+    )
+    return (
+        sa.update(table)
+        .where(
+            table.c.update_id.in_(sa.bindparam("ids", expanding=True)),
+            table.c.attempts < MAX_ATTEMPTS,
+            due,
+            first_in_chat,
+        )
+        .values(
+            state=InboxState.WORKING,
+            owner=sa.bindparam("taker"),
+            lease_until=sa.bindparam("lease", type_=UTCDateTime()),
+            attempts=table.c.attempts + 1,
+        )
+        .returning(table.c.update_id, table.c.payload, table.c.attempts)
+    )
+
+
+@functools.cache
+def _next_statement() -> sa.Select[tuple[int]]:
+    """Each of the chats' ``chats`` first update that is due."""
+    table = _table()
+    now = sa.bindparam("now", type_=UTCDateTime())
+    return (
+        sa.select(sa.func.min(table.c.update_id))
+        .where(
+            table.c.chat_id.in_(sa.bindparam("chats", expanding=True)),
+            sa.or_(
+                sa.and_(
+                    table.c.state == InboxState.PENDING,
+                    sa.or_(table.c.available_at.is_(None), table.c.available_at <= now),
+                ),
+                sa.and_(table.c.state == InboxState.WORKING, table.c.lease_until < now),
+            ),
+        )
+        .group_by(table.c.chat_id)
+    )
+
+
+@functools.cache
+def _finish_statement() -> sa.Update:
+    """Handled: the payload forgotten, for the rows ``ids`` still in ``taker``'s hands."""
+    table = _table()
+    return (
+        sa.update(table)
+        .where(
+            table.c.update_id.in_(sa.bindparam("ids", expanding=True)),
+            table.c.state == InboxState.WORKING,
+            table.c.owner == sa.bindparam("taker"),
+        )
+        .values(state=InboxState.DONE, payload="", lease_until=None)
+    )
 
 
 def _due(now: datetime) -> sa.ColumnElement[bool]:
@@ -142,48 +261,42 @@ def claim(
     Compare-and-set: the conditions are in the UPDATE itself, so of two instances trying at
     once only one takes an update.
     """
-    now = now or utcnow()
-    taken: list[Claimed] = []
-    for update_id in update_ids:
-        result = session.execute(
-            sa.update(InboxUpdate)
-            .where(
-                col(InboxUpdate.update_id) == update_id,
-                col(InboxUpdate.attempts) < MAX_ATTEMPTS,
-                _due(now),
-                _first_in_chat(),
-            )
-            .values(
-                state=InboxState.WORKING,
-                owner=owner,
-                lease_until=now + LEASE,
-                attempts=InboxUpdate.attempts + 1,
-            )
-            .returning(col(InboxUpdate.payload), col(InboxUpdate.attempts))
-            .execution_options(synchronize_session=False)
-        )
-        row = result.first()
-        session.commit()
-        if row is not None:
-            taken.append(Claimed(update_id, json.loads(row.payload or "{}"), row.attempts))
+    taken = _take(session, update_ids, owner, now or utcnow())
+    session.commit()
     return taken
+
+
+def _take(session: Session, update_ids: Sequence[int], owner: str, now: datetime) -> list[Claimed]:
+    """``claim`` within the caller's transaction: one statement for the whole batch."""
+    if not update_ids:
+        return []
+    rows = session.execute(
+        _take_statement(),
+        {"ids": list(update_ids), "now": now, "taker": owner, "lease": now + LEASE},
+    ).all()
+    taken = [Claimed(row.update_id, json.loads(row.payload or "{}"), row.attempts) for row in rows]
+    return sorted(taken, key=lambda claimed: claimed.update_id)
 
 
 def claim_next(
     *, session: Session, chat_id: int, owner: str, now: datetime | None = None
 ) -> Claimed | None:
     """The chat's next waiting update, right after the one before it was finished."""
-    now = now or utcnow()
-    following = session.exec(
-        select(InboxUpdate.update_id)
-        .where(col(InboxUpdate.chat_id) == chat_id, _due(now))
-        .order_by(col(InboxUpdate.update_id))
-        .limit(1)
-    ).first()
-    if following is None:
-        return None
-    taken = claim(session=session, update_ids=[following], owner=owner, now=now)
+    taken = _take_next(session, [chat_id], owner, now or utcnow())
+    session.commit()
     return taken[0] if taken else None
+
+
+def _take_next(
+    session: Session, chat_ids: Iterable[int], owner: str, now: datetime
+) -> list[Claimed]:
+    """Each chat's first waiting update, taken for ``owner`` (within the caller's transaction)."""
+    chats = sorted(set(chat_ids))
+    if not chats:
+        return []
+    following = session.execute(_next_statement(), {"chats": chats, "now": now}).scalars()
+    waiting = [update_id for update_id in following if update_id is not None]
+    return _take(session, waiting, owner, now)
 
 
 def claim_due(
@@ -264,16 +377,32 @@ def finish(*, session: Session, update_id: int, owner: str) -> bool:
 
 def finish_many(*, session: Session, update_ids: Iterable[int], owner: str) -> int:
     """Several handled, in one transaction; returns how many of them were still ours."""
-    result = session.execute(
-        sa.update(InboxUpdate)
-        .where(
-            col(InboxUpdate.update_id).in_(list(update_ids)),
-            col(InboxUpdate.state) == InboxState.WORKING,
-            col(InboxUpdate.owner) == owner,
-        )
-        .values(state=InboxState.DONE, payload="", lease_until=None)
-    )
+    finished = _finish(session, list(update_ids), owner)
     session.commit()
+    return finished
+
+
+def finish_and_take_next(
+    *,
+    session: Session,
+    update_ids: Sequence[int],
+    chat_ids: Iterable[int],
+    owner: str,
+    now: datetime | None = None,
+) -> list[Claimed]:
+    """Finish these updates and take what waited behind them in their chats, in one
+    transaction (the chat's next update need not wait for the next recovery round)."""
+    _finish(session, update_ids, owner)
+    taken = _take_next(session, chat_ids, owner, now or utcnow())
+    session.commit()
+    return taken
+
+
+def _finish(session: Session, update_ids: Sequence[int], owner: str) -> int:
+    """Handled: forget the payload. Only rows still in ``owner``'s hands."""
+    if not update_ids:
+        return 0
+    result = session.execute(_finish_statement(), {"ids": list(update_ids), "taker": owner})
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

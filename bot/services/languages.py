@@ -117,14 +117,20 @@ def observe_language(
     """The member after reading ``text``: a clear other language becomes their language
     (``detected``); a language the member chose with /language is never overridden."""
     member = session.get(Member, user_id)
-    if member is None or member.language_source == LanguageSource.CHOSEN:
-        return member
+    if member is not None and follow_language(member, text, detector):
+        session.add(member)
+        session.commit()
+    return member
+
+
+def follow_language(member: Member, text: str, detector: LanguageDetector) -> bool:
+    """``observe_language`` on a member in hand (not written); whether the language changed."""
+    if member.language_source == LanguageSource.CHOSEN:
+        return False
     detected = detector.detect(text)
     if detected is None or detected == member.language:
-        return member
-    logger.info("member %s writes in %s (was %s)", user_id, detected, member.language)
+        return False
+    logger.info("member %s writes in %s (was %s)", member.id, detected, member.language)
     member.language = detected
     member.language_source = LanguageSource.DETECTED
-    session.add(member)
-    session.commit()
-    return member
+    return True

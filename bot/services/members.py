@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -29,6 +29,10 @@ def one_line(name: str, limit: int = 128) -> str:
     return " ".join(_UNPRINTABLE.sub(" ", name).split())[:limit]
 
 
+# "Last seen" is kept to the hour: writing it on every message would cost a write per message.
+LAST_SEEN_PRECISION = timedelta(hours=1)
+
+
 def touch_member(
     *,
     session: Session,
@@ -38,27 +42,52 @@ def touch_member(
     now: datetime | None = None,
 ) -> Member:
     """The member, created on first contact; keeps only the first name and the language."""
-    now = now or utcnow()
-    member = session.get(Member, user_id)
-    if member is None:
-        member = Member(
-            id=user_id,
-            first_name=one_line(first_name),
-            language=language_for(language_code),
-            language_source=LanguageSource.TELEGRAM,
-            created_at=now,
-            last_seen_at=now,
-        )
-    else:
-        member.first_name = one_line(first_name)
-        member.last_seen_at = now
-        member.unreachable = False
-    session.add(member)
+    member = touched(
+        session=session,
+        user_id=user_id,
+        first_name=first_name,
+        language_code=language_code,
+        now=now,
+    )
     try:
         session.commit()
     except IntegrityError:  # two first messages at once: the other one created it
         session.rollback()
         member = session.get(Member, user_id) or member
+    return member
+
+
+def touched(
+    *,
+    session: Session,
+    user_id: int,
+    first_name: str,
+    language_code: str | None,
+    now: datetime | None = None,
+) -> Member:
+    """``touch_member`` within the caller's transaction: added or changed, written with the
+    caller's next flush (two first messages at once: the second one's commit fails)."""
+    now = now or utcnow()
+    name = one_line(first_name)
+    member = session.get(Member, user_id)
+    if member is None:
+        member = Member(
+            id=user_id,
+            first_name=name,
+            language=language_for(language_code),
+            language_source=LanguageSource.TELEGRAM,
+            created_at=now,
+            last_seen_at=now,
+        )
+        session.add(member)
+        return member
+    # Only what changed is written.
+    if member.first_name != name:
+        member.first_name = name
+    if member.unreachable:
+        member.unreachable = False
+    if now - member.last_seen_at >= LAST_SEEN_PRECISION:
+        member.last_seen_at = now
     return member
 
 

@@ -46,8 +46,11 @@ def desk_world(api: LoopbackBotApi, settings: Settings, shipped_routing: Routing
 
 
 async def escalate(
-    api: LoopbackBotApi, member_id: int, group_id: int
+    api: LoopbackBotApi, services: Services, member_id: int, group_id: int
 ) -> tuple[str, dict[str, Any]]:
+    """A member's question becomes a case; returns its reference and card once the bot has
+    recorded the card (a coordinator answering in the same millisecond as the card appears
+    is not matched to the case: a known limit, not what these tests are about)."""
     member = api.person(member_id, "Ana")
     since = api.cursor()
     confirmation = await member.ask("Jag vill prata med en människa om vår lokal", timeout=10)
@@ -55,13 +58,24 @@ async def escalate(
     card = await api.wait_for_message(
         group_id, lambda m: reference in m.get("text", ""), since=since, timeout=10
     )
+
+    def recorded() -> bool:
+        with Session(services.engine) as session:
+            return (
+                session.exec(
+                    select(DeskMessage).where(DeskMessage.message_id == card["message_id"])
+                ).first()
+                is not None
+            )
+
+    await eventually(recorded)
     return reference, card
 
 
 async def test_a_case_from_escalation_to_rating(api: LoopbackBotApi, desk_world: Any) -> None:
     kim, _, group_id, settings, services = desk_world
     async with running(settings, services):
-        reference, card = await escalate(api, 7001, group_id)
+        reference, card = await escalate(api, services, 7001, group_id)
         ana = api.person(7001, "Ana")
         thread_id = card["message_thread_id"]
         topic = next(t for t in api.topics(group_id) if t.message_thread_id == thread_id)
@@ -140,7 +154,7 @@ async def test_a_case_from_escalation_to_rating(api: LoopbackBotApi, desk_world:
 async def test_two_coordinators_press_claim_at_once(api: LoopbackBotApi, desk_world: Any) -> None:
     kim, lo, group_id, settings, services = desk_world
     async with running(settings, services):
-        _, card = await escalate(api, 7002, group_id)
+        _, card = await escalate(api, services, 7002, group_id)
         first, second = await asyncio.gather(
             kim.press(card, "Ta ärendet"), lo.press(card, "Ta ärendet")
         )
@@ -163,7 +177,7 @@ async def test_outsiders_are_refused_even_with_forged_buttons(
     eve = api.person(9666, "Eve")
     api.set_member(group_id, eve.id, status="restricted", can_send_messages=True, is_member=True)
     async with running(settings, services):
-        _, card = await escalate(api, 7003, group_id)
+        _, card = await escalate(api, services, 7003, group_id)
         query = await eve.press_data(card["message_id"], group_id, f"dk:x:{1}")
         refused = await api.wait_for_callback_answer(query["id"], timeout=10)
         assert refused.text == "Bara föreningssamordnare kan arbeta med ärenden."
@@ -183,22 +197,9 @@ async def test_without_topics_a_reply_to_the_card_reaches_the_member(
     plain = settings.model_copy(update={"coordinator_chat_id": group["id"]})
     services = build_services(plain, routing=shipped_routing)
     async with running(plain, services):
-        reference, card = await escalate(api, 7004, group["id"])
+        reference, card = await escalate(api, services, 7004, group["id"])
         assert "message_thread_id" not in card
 
-        def card_recorded() -> bool:  # the bot notes its card right after Telegram took it
-            with Session(services.engine) as session:
-                return (
-                    session.exec(
-                        select(DeskMessage).where(DeskMessage.message_id == card["message_id"])
-                    ).first()
-                    is not None
-                )
-
-        for _ in range(100):
-            if card_recorded():
-                break
-            await asyncio.sleep(0.1)
         since = api.cursor()
         await kim.send("Vi hör av oss i dag.", chat=group["id"], reply_to=card)
         relayed = await api.wait_for_message(7004, since=since, timeout=10)
@@ -210,7 +211,7 @@ async def test_a_blocked_member_is_reported_on_the_desk(
 ) -> None:
     kim, _, group_id, settings, services = desk_world
     async with running(settings, services):
-        _, card = await escalate(api, 7005, group_id)
+        _, card = await escalate(api, services, 7005, group_id)
         api.block(7005)
         since = api.cursor()
         await kim.send(
@@ -232,7 +233,7 @@ async def test_friday_1655_before_a_holiday_gets_the_right_date_and_reminders_on
     clock = {"now": datetime(2028, 4, 28, 16, 55, tzinfo=ZONE)}
     services.clock = lambda: clock["now"]
     async with running(settings, services) as app:
-        _, card = await escalate(api, 7006, group_id)
+        _, card = await escalate(api, services, 7006, group_id)
         await eventually(lambda: _on_desk(services))
         confirmation = api.messages(7006)[-1]["text"]
         assert "onsdag 3 maj kl. 17.00" in confirmation
@@ -281,7 +282,7 @@ async def test_the_out_of_hours_notice(api: LoopbackBotApi, desk_world: Any) -> 
     _, _, group_id, settings, services = desk_world
     services.clock = lambda: datetime(2026, 11, 27, 17, 30, tzinfo=ZONE)  # Friday evening
     async with running(settings, services):
-        await escalate(api, 7007, group_id)
+        await escalate(api, services, 7007, group_id)
     confirmation = api.messages(7007)[-1]["text"]
     assert "Vi har stängt just nu" in confirmation and "måndag 30 november" in confirmation
     assert "onsdag 2 december kl. 17.00" in confirmation
