@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +128,7 @@ _MIGRATION_LOCK = 0x466F726C6F7400
 
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
     """Bring the database to ``revision`` with the project's Alembic migrations."""
-    with engine.begin() as connection:
+    with _sqlite_migration_lock(engine), engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             # Held until this transaction ends: the second instance waits, then finds the
             # schema up to date.
@@ -133,6 +136,22 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
                 sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
             )
         command.upgrade(_alembic_config(connection), revision)
+
+
+@contextlib.contextmanager
+def _sqlite_migration_lock(engine: sa.Engine) -> Iterator[None]:
+    """Instances starting together on one SQLite file migrate one after another (SQLite's
+    schema changes are not transactional here): a lock file beside the database."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with Path(f"{database}.migrating").open("ab") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def downgrade(engine: sa.Engine, revision: str) -> None:

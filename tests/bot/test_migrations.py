@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -11,7 +12,7 @@ from click.testing import CliRunner
 from sqlmodel import SQLModel
 
 from bot.cli import main
-from bot.db import current_revision, downgrade, head_revision, upgrade
+from bot.db import current_revision, downgrade, head_revision, make_engine, upgrade
 
 
 def test_migrated_schema_matches_the_models(any_engine: sa.Engine) -> None:
@@ -51,3 +52,14 @@ def test_the_inbox_migration_keeps_the_ids_seen_and_goes_back_and_forth(
     downgrade(any_engine, "0003")
     upgrade(any_engine)
     assert current_revision(any_engine) == head_revision()
+
+
+def test_instances_starting_together_on_one_sqlite_file_both_start(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    engines = [make_engine(url) for _ in range(3)]
+    with ThreadPoolExecutor(len(engines)) as pool:
+        for done in [pool.submit(upgrade, engine) for engine in engines]:
+            done.result()  # raises what the migration raised ("table already exists", say)
+    for engine in engines:
+        assert current_revision(engine) == head_revision()
+        engine.dispose()
