@@ -72,6 +72,10 @@ def run_bot() -> None:
     from bot.app import build_services, run
     from bot.config import SettingsInvalid, load_settings
 
+    # The event loop and the database threads take turns at 1 ms instead of Python's 5:
+    # under load an update waits less for a thread busy routing another (bench/load.py: p99
+    # at 200 members about 100 → 85 ms, throughput unchanged; 0.5 ms cost throughput).
+    sys.setswitchinterval(0.001)
     logging.getLogger().setLevel(logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its URLs contain the token
     try:

@@ -7,6 +7,7 @@ restart or a second instance between two answers loses nothing.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import re
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from rapidfuzz import fuzz, process
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -383,8 +385,23 @@ def association_of(*, session: Session, member_id: int) -> Association | None:
 
 
 def category_of(*, session: Session, member_id: int) -> str | None:
-    association = association_of(session=session, member_id=member_id)
-    return association.category.value if association else None
+    """The category of the member's association (asked for every question the router
+    weighs): one statement, built once."""
+    category = session.execute(_category_statement(), {"member": member_id}).scalar()
+    return None if category is None else AssociationCategory(category).value
+
+
+@functools.cache
+def _category_statement() -> sa.Select[tuple[Any]]:
+    links: sa.Table = AssociationMember.__table__  # type: ignore[attr-defined]
+    table: sa.Table = Association.__table__  # type: ignore[attr-defined]
+    return (
+        sa.select(table.c.category)
+        .join(links, links.c.association_id == table.c.id)
+        .where(links.c.member_id == sa.bindparam("member"), links.c.approved.is_(True))
+        .order_by(links.c.id)
+        .limit(1)
+    )
 
 
 def _subscribe(session: Session, member_id: int, topic: str) -> None:
