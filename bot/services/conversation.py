@@ -155,79 +155,47 @@ def take_text(
     would wait). Two first messages of a new member at once: the loser is taken again.
     """
 
-    def attempt(first: bool) -> TextTaken:
-        with session.no_autoflush:
-            return _take_text(
-                session=session,
-                routing=routing,
-                policy=policy,
-                detector=detector,
-                user_id=user_id,
-                first_name=first_name,
-                language_code=language_code,
-                chat_id=chat_id,
-                text=text,
-                reply_to_message_id=reply_to_message_id,
-                update_id=update_id,
-                first_attempt=first,
-                now=now or utcnow(),
-            )
-
-    try:
-        return attempt(first_attempt)
-    except IntegrityError:
-        # Stored meanwhile by another handling (a member's first two messages at once, or a
-        # repeat of this update): taken again, looking for what is already there.
-        session.rollback()
-        return attempt(False)
-
-
-def _take_text(
-    *,
-    session: Session,
-    routing: Routing,
-    policy: ConversationPolicy,
-    detector: LanguageDetector,
-    user_id: int,
-    first_name: str,
-    language_code: str | None,
-    chat_id: int,
-    text: str,
-    reply_to_message_id: int | None,
-    update_id: int | None,
-    first_attempt: bool,
-    now: datetime,
-) -> TextTaken:
-    member = touched(
-        session=session,
-        user_id=user_id,
-        first_name=first_name,
-        language_code=language_code,
-        now=now,
-    )
-    # A reply to the bot (a case message, say) is never a registration answer.
-    if reply_to_message_id is None and registration_active(
-        session=session, member_id=user_id, now=now
-    ):
-        session.commit()
-        return TextTaken(member, None)
-    # The reply comes in the language the member writes in (unless they chose one).
-    follow_language(member, text, detector)
-    outcome = receive_text(
-        session=session,
-        routing=routing,
-        policy=policy,
-        member_id=user_id,
-        chat_id=chat_id,
-        text=text,
-        language=member.language,
-        reply_to_message_id=reply_to_message_id,
-        update_id=update_id,
-        first_attempt=first_attempt,
-        now=now,
-    )
-    session.commit()
-    return TextTaken(member, outcome)
+    now = now or utcnow()
+    for again in (False, True):
+        try:
+            with session.no_autoflush:
+                member = touched(
+                    session=session,
+                    user_id=user_id,
+                    first_name=first_name,
+                    language_code=language_code,
+                    now=now,
+                )
+                # A reply to the bot (a case message, say) is never a registration answer.
+                if reply_to_message_id is None and registration_active(
+                    session=session, member_id=user_id, now=now
+                ):
+                    session.commit()
+                    return TextTaken(member, None)
+                # The reply comes in the language the member writes in (unless they chose one).
+                follow_language(member, text, detector)
+                outcome = receive_text(
+                    session=session,
+                    routing=routing,
+                    policy=policy,
+                    member_id=user_id,
+                    chat_id=chat_id,
+                    text=text,
+                    language=member.language,
+                    reply_to_message_id=reply_to_message_id,
+                    update_id=update_id,
+                    first_attempt=first_attempt and not again,
+                    now=now,
+                )
+                session.commit()
+                return TextTaken(member, outcome)
+        except IntegrityError:
+            # Stored meanwhile by another handling (a member's first two messages at once, or
+            # a repeat of this update): taken again, looking for what is already there.
+            session.rollback()
+            if again:
+                raise
+    raise AssertionError("unreachable: the second attempt returns or raises")
 
 
 def receive_text(

@@ -19,7 +19,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from bot.models import InboxState, InboxUpdate, UTCDateTime, utcnow
@@ -147,6 +146,32 @@ def _table() -> sa.Table:
     return table
 
 
+def _due_clause(table: sa.Table, now: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    """Waiting (its retry time come), or held by an instance whose lease ran out."""
+    return sa.or_(
+        sa.and_(
+            table.c.state == InboxState.PENDING,
+            sa.or_(table.c.available_at.is_(None), table.c.available_at <= now),
+        ),
+        sa.and_(table.c.state == InboxState.WORKING, table.c.lease_until < now),
+    )
+
+
+def _first_in_chat(table: sa.Table) -> sa.ColumnElement[bool]:
+    """No earlier update of the same chat is still waiting or in hand: one member's updates
+    are handled one after another, in order, whichever instance holds them."""
+    earlier = table.alias("earlier")
+    return ~sa.exists().where(
+        earlier.c.chat_id == table.c.chat_id,
+        earlier.c.update_id < table.c.update_id,
+        earlier.c.state.in_((InboxState.PENDING, InboxState.WORKING)),
+    )
+
+
+def _now() -> sa.BindParameter[datetime]:
+    return sa.bindparam("now", type_=UTCDateTime())
+
+
 @functools.cache
 def _seen_statement() -> sa.Select[tuple[int]]:
     table = _table()
@@ -160,27 +185,13 @@ def _take_statement() -> sa.Update:
     """Take the updates ``ids`` (where due and first in their chat) for ``taker`` until
     ``lease``; returns what was taken."""
     table = _table()
-    earlier = table.alias("earlier")
-    now = sa.bindparam("now", type_=UTCDateTime())
-    due = sa.or_(
-        sa.and_(
-            table.c.state == InboxState.PENDING,
-            sa.or_(table.c.available_at.is_(None), table.c.available_at <= now),
-        ),
-        sa.and_(table.c.state == InboxState.WORKING, table.c.lease_until < now),
-    )
-    first_in_chat = ~sa.exists().where(
-        earlier.c.chat_id == table.c.chat_id,
-        earlier.c.update_id < table.c.update_id,
-        earlier.c.state.in_((InboxState.PENDING, InboxState.WORKING)),
-    )
     return (
         sa.update(table)
         .where(
             table.c.update_id.in_(sa.bindparam("ids", expanding=True)),
             table.c.attempts < MAX_ATTEMPTS,
-            due,
-            first_in_chat,
+            _due_clause(table, _now()),
+            _first_in_chat(table),
         )
         .values(
             state=InboxState.WORKING,
@@ -196,18 +207,11 @@ def _take_statement() -> sa.Update:
 def _next_statement() -> sa.Select[tuple[int]]:
     """Each of the chats' ``chats`` first update that is due."""
     table = _table()
-    now = sa.bindparam("now", type_=UTCDateTime())
     return (
         sa.select(sa.func.min(table.c.update_id))
         .where(
             table.c.chat_id.in_(sa.bindparam("chats", expanding=True)),
-            sa.or_(
-                sa.and_(
-                    table.c.state == InboxState.PENDING,
-                    sa.or_(table.c.available_at.is_(None), table.c.available_at <= now),
-                ),
-                sa.and_(table.c.state == InboxState.WORKING, table.c.lease_until < now),
-            ),
+            _due_clause(table, _now()),
         )
         .group_by(table.c.chat_id)
     )
@@ -225,31 +229,6 @@ def _finish_statement() -> sa.Update:
             table.c.owner == sa.bindparam("taker"),
         )
         .values(state=InboxState.DONE, payload="", lease_until=None)
-    )
-
-
-def _due(now: datetime) -> sa.ColumnElement[bool]:
-    """Waiting (its retry time come), or held by an instance whose lease ran out."""
-    return sa.or_(
-        sa.and_(
-            col(InboxUpdate.state) == InboxState.PENDING,
-            sa.or_(col(InboxUpdate.available_at).is_(None), col(InboxUpdate.available_at) <= now),
-        ),
-        sa.and_(col(InboxUpdate.state) == InboxState.WORKING, col(InboxUpdate.lease_until) < now),
-    )
-
-
-@functools.cache  # the same clause every time: built once (aliasing a model is costly)
-def _first_in_chat() -> sa.ColumnElement[bool]:
-    """No earlier update of the same chat is still waiting or in hand: one member's updates
-    are handled one after another, in order, whichever instance holds them."""
-    earlier = aliased(InboxUpdate)
-    return ~sa.exists(
-        select(earlier.update_id).where(
-            earlier.chat_id == InboxUpdate.chat_id,
-            earlier.update_id < InboxUpdate.update_id,
-            col(earlier.state).in_((InboxState.PENDING, InboxState.WORKING)),
-        )
     )
 
 
@@ -306,23 +285,25 @@ def claim_due(
     now = now or utcnow()
     # Tried as often as allowed and still not finished (it hangs or kills its instance):
     # given up, so that it cannot take every instance down in turn.
+    table = _table()
     given_up = session.execute(
-        sa.update(InboxUpdate)
-        .where(col(InboxUpdate.attempts) >= MAX_ATTEMPTS, _due(now))
+        sa.update(table)
+        .where(
+            table.c.attempts >= MAX_ATTEMPTS, _due_clause(table, sa.literal(now, UTCDateTime()))
+        )
         .values(state=InboxState.FAILED, lease_until=None)
-        .execution_options(synchronize_session=False)
     )
     session.commit()
     if given_up.rowcount:  # type: ignore[attr-defined]
         logger.error("%s updates given up after %s attempts", given_up.rowcount, MAX_ATTEMPTS)  # type: ignore[attr-defined]
     if limit <= 0:
         return []
-    waiting = session.exec(
-        select(InboxUpdate.update_id)
-        .where(_due(now), _first_in_chat())
-        .order_by(col(InboxUpdate.update_id))
+    waiting = session.execute(
+        sa.select(table.c.update_id)
+        .where(_due_clause(table, sa.literal(now, UTCDateTime())), _first_in_chat(table))
+        .order_by(table.c.update_id)
         .limit(limit)
-    ).all()
+    ).scalars()
     return claim(session=session, update_ids=list(waiting), owner=owner, now=now)
 
 
