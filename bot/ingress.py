@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "callback_query"]
 # How often each instance looks for updates to take over.
 RECOVER_EVERY = 2.0
+# How often an instance looks in the inbox while updates wait there for room.
+LOOK_AGAIN_EVERY = 0.05
 # How often an instance renews the lease on what it is handling (well within inbox.LEASE).
 RENEW_EVERY = 10.0
 # One update handled longer than this is given up for now and tried again later.
@@ -155,6 +157,10 @@ class Dispatcher:
         self._held: Counter[int] = Counter()
         self._recovering: asyncio.Task[None] | None = None
         self._renewing: asyncio.Task[None] | None = None
+        # Whether updates were left in the inbox for lack of room (by this instance, or found
+        # by its last look): then finishing one also takes what waits, and looks come often.
+        self._left_waiting = False
+        self._found_waiting = False
         self._storing = _GroupCommit(self._store)
         self._finishing = _GroupCommit(self._finish)
 
@@ -169,7 +175,11 @@ class Dispatcher:
             updates=[payload for batch in batches for payload in batch],
             owner=self.owner,
             now=self.services.clock(),
+            room=self._room(),
         )
+        if len(taken) < len(fresh):
+            # Left for whoever has room first: another instance may be idle.
+            self._left_waiting = True
         for claimed in taken:
             self._start(claimed)
         stored = set(fresh)
@@ -177,15 +187,24 @@ class Dispatcher:
 
     async def _finish(self, handled: list[tuple[int, int | None]]) -> list[None]:
         """Finish handled updates and start what waited behind them in their chats."""
+        # The finished ones still count in ``_held`` until their tasks end: room for them too.
+        room = self._room() + len(handled)
         for following in await self.services.call(
             inbox.finish_and_take_next,
             update_ids=[update_id for update_id, _ in handled],
             chat_ids=[chat for _, chat in handled if chat is not None],
             owner=self.owner,
             now=self.services.clock(),
+            room=room if self._left_waiting or self._found_waiting else 0,
         ):
             self._start(following)
         return [None] * len(handled)
+
+    def _room(self) -> int:
+        """How many more updates this instance takes: what its slots handle now and the same
+        again waiting, so that under load the rest waits in the inbox for any instance with
+        room (spread by work, not by which instance Telegram's connection reached)."""
+        return max(self._capacity * 2 - len(self._held), 0)
 
     def _start(self, claimed: inbox.Claimed) -> None:
         self._held[claimed.update_id] += 1
@@ -257,13 +276,27 @@ class Dispatcher:
                 logger.exception("renewing the inbox leases failed; trying again")
 
     async def _recover_forever(self) -> None:
+        last_full_round = -RECOVER_EVERY
+        loop = asyncio.get_running_loop()
         while True:
+            full = loop.time() - last_full_round >= RECOVER_EVERY
             try:
                 # Only as much as there is room for: the rest stays for other instances.
-                room = self._capacity * 2 - len(self._held)
-                for claimed in await self.services.call(
-                    inbox.claim_due, owner=self.owner, limit=room, now=self.services.clock()
-                ):
+                room = self._room()
+                taken = await self.services.call(
+                    inbox.claim_due,
+                    owner=self.owner,
+                    limit=room,
+                    now=self.services.clock(),
+                    give_up=full,
+                )
+                if full:
+                    last_full_round = loop.time()
+                # Work found (or left behind by this instance): look again soon, while it lasts.
+                self._found_waiting = bool(taken) or (room == 0 and self._found_waiting)
+                if room > len(taken):
+                    self._left_waiting = False
+                for claimed in taken:
                     if claimed.attempts > 1:
                         logger.info(
                             "update %s taken (attempt %s)", claimed.update_id, claimed.attempts
@@ -271,7 +304,8 @@ class Dispatcher:
                     self._start(claimed)
             except Exception:
                 logger.exception("inbox recovery round failed; trying again")
-            await asyncio.sleep(RECOVER_EVERY)
+            busy = self._found_waiting or self._left_waiting
+            await asyncio.sleep(LOOK_AGAIN_EVERY if busy else RECOVER_EVERY)
 
     async def stop(self) -> None:
         """Take nothing new; let what is in hand finish (still renewed), then stop renewing."""

@@ -13,6 +13,7 @@ Arabic around it; and a ``/command`` is isolated left-to-right so its slash stay
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Iterable
@@ -109,10 +110,12 @@ _ITALIC = re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])")
 _LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
 
 
+@functools.lru_cache(maxsize=512)
 def markdown_to_html(markdown: str, language: str = "sv") -> Html:
     """The knowledge base's Markdown (bold, italic, lists, headings, links) as Telegram HTML.
 
-    ``language`` is the article's: a right-to-left one gets its paragraphs marked so.
+    ``language`` is the article's: a right-to-left one gets its paragraphs marked so. Kept for
+    the articles asked for most (the same few bodies, rendered for every answer otherwise).
     """
     lines = []
     for raw in markdown.splitlines():

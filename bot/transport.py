@@ -4,13 +4,15 @@ python-telegram-bot leaves the transport to a ``BaseRequest`` subclass. Its defa
 about 3.5 ms of CPU per request under load; about half of that is httpcore's connection pool
 checking every pooled connection on every request. The bot sends at least one message for every
 update, so this was the largest single cost per update (``bench/load.py``). aiohttp is already
-here for the webhook server. Requests are encoded exactly as PTB's httpx transport encodes them
-(form fields, multipart when there are files); errors become PTB's ``TimedOut``/``NetworkError``,
-so retries and the error handler work unchanged.
+here for the webhook server. Requests without files are sent as a JSON body (one of the Bot
+API's four ways of passing parameters), with files as multipart form fields the way PTB's httpx
+transport sends them; errors become PTB's ``TimedOut``/``NetworkError``, so retries and the error
+handler work unchanged.
 """
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 import urllib.request
 
@@ -84,8 +86,11 @@ class AiohttpRequest(BaseRequest):
             write = _given(write_timeout, MEDIA_WRITE_TIMEOUT)
             total = None if write is None or read is None else write + read + (connect or 0)
         elif request_data is not None:
-            data = request_data.url_encoded_parameters().encode()
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            # A JSON body, which the Bot API takes for every call without files: objects such
+            # as buttons as they are, and one C-level encoding instead of percent-encoding the
+            # text byte by byte (a third of the cost of sending an article under load).
+            data = json.dumps(request_data.parameters, ensure_ascii=False).encode()
+            headers["Content-Type"] = "application/json"
         timeout = aiohttp.ClientTimeout(
             total=total,
             connect=None if pool is None or connect is None else pool + connect,

@@ -7,6 +7,7 @@ file is never half-applied.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -183,9 +184,13 @@ class RoutingTable(_Frozen):
     departments: tuple[Department, ...] = Field(min_length=1)
     rules: tuple[Rule, ...] = Field(min_length=1)
 
-    @property
+    @functools.cached_property
     def department_by_id(self) -> dict[str, Department]:
         return {department.id: department for department in self.departments}
+
+    @functools.cached_property
+    def rule_by_id(self) -> dict[str, Rule]:
+        return {rule.id: rule for rule in self.rules}
 
     def content_hash(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()

@@ -92,6 +92,11 @@ ABANDONED_AFTER = timedelta(minutes=30)
 
 
 def active(*, session: Session, member_id: int, now: datetime | None = None) -> bool:
+    """Whether the member is registering (asked for every message: one statement built once;
+    the state is loaded only when there is one)."""
+    found = session.connection().execute(_state_statement(), {"member": member_id}).scalar()
+    if found != _FLOW:
+        return False
     state = _state(session, member_id)
     if state is None:
         return False
@@ -100,6 +105,12 @@ def active(*, session: Session, member_id: int, now: datetime | None = None) -> 
         session.commit()
         return False
     return True
+
+
+@functools.cache
+def _state_statement() -> sa.Select[tuple[Any]]:
+    table: sa.Table = ConversationState.__table__  # type: ignore[attr-defined]
+    return sa.select(table.c.flow).where(table.c.member_id == sa.bindparam("member"))
 
 
 def start(*, session: Session, member_id: int, now: datetime | None = None) -> Prompt:
@@ -387,7 +398,7 @@ def association_of(*, session: Session, member_id: int) -> Association | None:
 def category_of(*, session: Session, member_id: int) -> str | None:
     """The category of the member's association (asked for every question the router
     weighs): one statement, built once."""
-    category = session.execute(_category_statement(), {"member": member_id}).scalar()
+    category = session.connection().execute(_category_statement(), {"member": member_id}).scalar()
     return None if category is None else AssociationCategory(category).value
 
 

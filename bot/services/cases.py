@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -169,18 +171,37 @@ def open_or_recently_closed(
     *, session: Session, member_id: int, since: datetime
 ) -> tuple[Case | None, Case | None]:
     """The member's most recent case that is not closed, and the one closed latest after
-    ``since`` (it can still be reopened), in one query."""
-    found = session.exec(
-        select(Case).where(
-            Case.member_id == member_id,
-            sa.or_(col(Case.status) != CaseStatus.CLOSED, col(Case.closed_at) >= since),
-        )
-    ).all()
-    open_cases = [case for case in found if case.status != CaseStatus.CLOSED]
-    closed = [case for case in found if case.status == CaseStatus.CLOSED]
+    ``since`` (it can still be reopened).
+
+    Asked for nearly every message, and most members have no such case: one statement built
+    once finds which (if any), and only those are loaded as cases.
+    """
+    found = (
+        session.connection()
+        .execute(_open_or_recent_statement(), {"member": member_id, "since": since})
+        .all()
+    )
+    if not found:
+        return None, None
+    open_rows = [row for row in found if row.status != CaseStatus.CLOSED]
+    closed_rows = [row for row in found if row.status == CaseStatus.CLOSED]
+    newest_open = max(open_rows, key=lambda row: (row.created_at, row.id), default=None)
+    latest_closed = max(closed_rows, key=lambda row: row.closed_at or since, default=None)
     return (
-        max(open_cases, key=lambda case: (case.created_at, case.id or 0), default=None),
-        max(closed, key=lambda case: case.closed_at or since, default=None),
+        None if newest_open is None else session.get(Case, newest_open.id),
+        None if latest_closed is None else session.get(Case, latest_closed.id),
+    )
+
+
+@functools.cache
+def _open_or_recent_statement() -> sa.Select[Any]:
+    table: sa.Table = Case.__table__  # type: ignore[attr-defined]
+    return sa.select(table.c.id, table.c.status, table.c.created_at, table.c.closed_at).where(
+        table.c.member_id == sa.bindparam("member"),
+        sa.or_(
+            table.c.status != CaseStatus.CLOSED,
+            table.c.closed_at >= sa.bindparam("since", type_=table.c.closed_at.type),
+        ),
     )
 
 

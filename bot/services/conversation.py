@@ -6,12 +6,14 @@ into text; none of them sees Telegram's ``Update``.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -447,7 +449,7 @@ def _record_question(
     now: datetime,
     update_id: int | None = None,
 ) -> Question:
-    rules = {rule.id: rule for rule in routing.table.rules}
+    rules = routing.table.rule_by_id
     candidates = [
         {
             "department": c.department,
@@ -468,9 +470,19 @@ def _record_question(
         update_id=update_id,
         created_at=now,
     )
-    session.add(question)
+    # Written with one statement built once (the ORM's unit of work cost more than routing
+    # under load); the member first if new (the question refers to it).
+    session.flush()
+    values = question.model_dump(exclude={"id"})
+    question.id = session.connection().execute(_question_insert(), values).scalar_one()
     session.commit()
     return question
+
+
+@functools.cache
+def _question_insert() -> sa.Insert:
+    table: sa.Table = Question.__table__  # type: ignore[attr-defined]
+    return sa.insert(table).returning(table.c.id)
 
 
 def _handled_before(session: Session, update_id: int) -> Question | CaseMessage | None:

@@ -80,11 +80,14 @@ def store_and_claim(
     updates: Iterable[Mapping[str, Any]],
     owner: str | None,
     now: datetime | None = None,
+    room: int | None = None,
 ) -> tuple[list[int], list[Claimed]]:
     """Store updates not seen before and, for ``owner``, take those that may be handled at once
     (first in their chat), in one transaction: one commit (one disk sync) for both.
 
-    Returns the stored ids and what ``owner`` took. Repeats are dropped.
+    ``room``: take at most this many (the instance has no room for more); the rest wait in the
+    inbox for whichever instance has room first. Returns the stored ids and what ``owner``
+    took. Repeats are dropped.
     """
     now = now or utcnow()
     by_id: dict[int, Mapping[str, Any]] = {}
@@ -118,7 +121,8 @@ def store_and_claim(
         return [], []
     try:
         session.execute(sa.insert(_table()), rows)
-        taken = _take(session, fresh, owner, now) if owner is not None else []
+        wanted = fresh if room is None else fresh[: max(room, 0)]
+        taken = _take(session, wanted, owner, now) if owner is not None else []
         session.commit()
     except IntegrityError:
         # Another instance stored one of them at the same moment: store one by one.
@@ -129,7 +133,11 @@ def store_and_claim(
         claimed: list[Claimed] = []
         for update_id in fresh:
             one, took = store_and_claim(
-                session=session, updates=[by_id[update_id]], owner=owner, now=now
+                session=session,
+                updates=[by_id[update_id]],
+                owner=owner,
+                now=now,
+                room=None if room is None else room - len(claimed),
             )
             kept.extend(one)
             claimed.extend(took)
@@ -279,32 +287,39 @@ def _take_next(
 
 
 def claim_due(
-    *, session: Session, owner: str, limit: int = 100, now: datetime | None = None
+    *,
+    session: Session,
+    owner: str,
+    limit: int = 100,
+    now: datetime | None = None,
+    give_up: bool = True,
 ) -> list[Claimed]:
-    """Take over what waits for a retry, was never taken, or whose instance stopped."""
+    """Take over what waits for a retry, was never taken, or whose instance stopped.
+
+    ``give_up``: first mark what was tried as often as allowed as failed (a write; instances
+    looking for work often skip it between their regular rounds).
+    """
     now = now or utcnow()
-    # Tried as often as allowed and still not finished (it hangs or kills its instance):
-    # given up, so that it cannot take every instance down in turn.
-    table = _table()
-    given_up = session.execute(
-        sa.update(table)
-        .where(
-            table.c.attempts >= MAX_ATTEMPTS, _due_clause(table, sa.literal(now, UTCDateTime()))
+    if give_up:
+        # Tried as often as allowed and still not finished (it hangs or kills its instance):
+        # given up, so that it cannot take every instance down in turn.
+        table = _table()
+        given_up = session.execute(
+            sa.update(table)
+            .where(
+                table.c.attempts >= MAX_ATTEMPTS,
+                _due_clause(table, sa.literal(now, UTCDateTime())),
+            )
+            .values(state=InboxState.FAILED, lease_until=None)
         )
-        .values(state=InboxState.FAILED, lease_until=None)
-    )
-    session.commit()
-    if given_up.rowcount:  # type: ignore[attr-defined]
-        logger.error("%s updates given up after %s attempts", given_up.rowcount, MAX_ATTEMPTS)  # type: ignore[attr-defined]
+        session.commit()
+        if given_up.rowcount:  # type: ignore[attr-defined]
+            logger.error("%s updates given up after %s attempts", given_up.rowcount, MAX_ATTEMPTS)  # type: ignore[attr-defined]
     if limit <= 0:
         return []
-    waiting = session.execute(
-        sa.select(table.c.update_id)
-        .where(_due_clause(table, sa.literal(now, UTCDateTime())), _first_in_chat(table))
-        .order_by(table.c.update_id)
-        .limit(limit)
-    ).scalars()
-    return claim(session=session, update_ids=list(waiting), owner=owner, now=now)
+    taken = _take_waiting(session, owner, now, limit)
+    session.commit()
+    return taken
 
 
 def renew(
@@ -370,13 +385,38 @@ def finish_and_take_next(
     chat_ids: Iterable[int],
     owner: str,
     now: datetime | None = None,
+    room: int = 0,
 ) -> list[Claimed]:
     """Finish these updates and take what waited behind them in their chats, in one
-    transaction (the chat's next update need not wait for the next recovery round)."""
+    transaction (the chat's next update need not wait for the next recovery round).
+
+    ``room``: how many more the instance can take now; as many of the oldest waiting updates
+    of other chats are taken too (left by an instance that had no room when they came).
+    """
+    now = now or utcnow()
     _finish(session, update_ids, owner)
-    taken = _take_next(session, chat_ids, owner, now or utcnow())
+    taken = _take_next(session, chat_ids, owner, now)
+    if room > len(taken):
+        taken += _take_waiting(session, owner, now, room - len(taken))
     session.commit()
     return taken
+
+
+def _take_waiting(session: Session, owner: str, now: datetime, limit: int) -> list[Claimed]:
+    """The oldest waiting updates (up to ``limit``) that may be handled now, for ``owner``."""
+    waiting = session.execute(_waiting_statement(), {"now": now, "limit": limit}).scalars()
+    return _take(session, list(waiting), owner, now)
+
+
+@functools.cache
+def _waiting_statement() -> sa.Select[tuple[int]]:
+    table = _table()
+    return (
+        sa.select(table.c.update_id)
+        .where(table.c.attempts < MAX_ATTEMPTS, _due_clause(table, _now()), _first_in_chat(table))
+        .order_by(table.c.update_id)
+        .limit(sa.bindparam("limit"))
+    )
 
 
 def _finish(session: Session, update_ids: Sequence[int], owner: str) -> int:

@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot.leader import Leadership
 from bot.models import InboxState, InboxUpdate
@@ -228,3 +228,45 @@ def test_whether_an_owner_on_this_machine_lives() -> None:
     # Another machine, or a container with its own pids under the same name: the lease decides.
     assert alive_here(f"{host}:000000000000:{pid}:abcdef", me) is None
     assert alive_here("elsewhere:1:abcdef", me) is None
+
+
+def test_an_instance_without_room_leaves_updates_for_one_with_room(session: Session) -> None:
+    # Instance "a" can take one more; four members write at once.
+    fresh, taken = inbox.store_and_claim(
+        session=session,
+        updates=[update(1, user=1), update(2, user=2), update(3, user=3), update(4, user=4)],
+        owner="a",
+        now=NOW,
+        room=1,
+    )
+    assert fresh == [1, 2, 3, 4] and [c.update_id for c in taken] == [1]
+    # "b" has room for two: it takes the oldest waiting, without the give-up sweep (a write).
+    by_b = inbox.claim_due(session=session, owner="b", limit=2, now=NOW, give_up=False)
+    assert [c.update_id for c in by_b] == [2, 3]
+    # "a" finishes 1 and, with room again, takes what still waits, not only its chat's next.
+    following = inbox.finish_and_take_next(
+        session=session, update_ids=[1], chat_ids=[1], owner="a", now=NOW, room=5
+    )
+    assert [c.update_id for c in following] == [4]
+    states = {row.update_id: (row.state, row.owner) for row in session.exec(select(InboxUpdate))}
+    assert states == {
+        1: (InboxState.DONE, "a"),
+        2: (InboxState.WORKING, "b"),
+        3: (InboxState.WORKING, "b"),
+        4: (InboxState.WORKING, "a"),
+    }
+
+
+def test_without_room_finishing_takes_only_the_chats_next(session: Session) -> None:
+    inbox.store_and_claim(
+        session=session,
+        updates=[update(1, user=1), update(2, user=1), update(3, user=3)],
+        owner="a",
+        now=NOW,
+        room=0,
+    )
+    assert [c.update_id for c in inbox.claim_due(session=session, owner="a", now=NOW)] == [1, 3]
+    following = inbox.finish_and_take_next(
+        session=session, update_ids=[1], chat_ids=[1], owner="a", now=NOW
+    )
+    assert [c.update_id for c in following] == [2]
