@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from sqlmodel import Session, select
 
-from bot.ingress import MAX_WEBHOOK_BYTES, _GroupCommit, webhook_app
+from bot.app import Services
+from bot.ingress import MAX_WEBHOOK_BYTES, Dispatcher, _GroupCommit, webhook_app
+from bot.models import InboxUpdate
 
 SECRET = "the-right-secret_123"
 
@@ -104,3 +109,71 @@ async def test_what_comes_while_a_commit_is_written_goes_into_the_next_one_toget
     with pytest.raises(OSError):
         await commits.put(13)
     assert await commits.put(5) == "stored 5"
+
+
+class Handling:
+    """Stands in for the Application: records what it is given and holds it until released."""
+
+    bot = None
+
+    def __init__(self, release: asyncio.Event) -> None:
+        self.handled: list[int] = []
+        self.release = release
+
+    async def process_update(self, update: Any) -> None:
+        self.handled.append(update.update_id)
+        await self.release.wait()
+
+
+def message(update_id: int, user: int) -> dict[str, object]:
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": 0,
+            "chat": {"id": user, "type": "private"},
+            "from": {"id": user, "is_bot": False, "first_name": "Ana"},
+            "text": "Hej",
+        },
+    }
+
+
+async def until(check: Any, patience: float = 20.0) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    while not check():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+async def test_an_instance_without_room_leaves_updates_for_another_one(services: Services) -> None:
+    release = asyncio.Event()
+    # Instance "a" has one slot: it takes two updates (one handled, one waiting for the slot).
+    busy = dataclasses.replace(
+        services, settings=services.settings.model_copy(update={"concurrent_updates": 1})
+    )
+    first, second = Handling(release), Handling(release)
+    a = Dispatcher(first, busy, "a")  # type: ignore[arg-type]
+    b = Dispatcher(second, services, "b")  # type: ignore[arg-type]
+    # Eight members write at once and Telegram's connection reaches "a".
+    assert await a.accept([message(n, user=n) for n in range(1, 9)]) == 8
+
+    def states() -> Counter[tuple[str, str | None]]:
+        with Session(services.engine) as session:
+            return Counter(
+                (row.state.value, row.owner) for row in session.exec(select(InboxUpdate))
+            )
+
+    assert states() == {("working", "a"): 2, ("pending", None): 6}
+    # "b" has room: its first look takes what waits, while "a" is still busy.
+    await b.start_recovering()
+    assert await until(lambda: len(second.handled) == 6)
+    assert states() == {("working", "a"): 2, ("working", "b"): 6}
+    release.set()
+    assert await until(lambda: states() == {("done", "a"): 2, ("done", "b"): 6})
+    assert sorted(first.handled + second.handled) == list(range(1, 9))
+    assert len(first.handled) == 2
+    await a.stop()
+    await b.stop()
