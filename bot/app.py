@@ -269,6 +269,9 @@ async def serving(
         except Exception:  # the rest must still stop
             logger.exception("the way in stopped with an error")
         await dispatcher.stop()
+        from handlers.desk import stop_announcing
+
+        await stop_announcing(app)
         await services.leadership.stop()
         await app.stop()
         await app.shutdown()

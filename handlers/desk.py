@@ -6,10 +6,13 @@ server; button data only says which case and what to do, never who may do it.
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
 import logging
 import re
 from datetime import datetime, time
-from typing import Any
+from typing import Any, cast
 
 from telegram import (
     InlineKeyboardButton,
@@ -244,6 +247,98 @@ async def _desk_is_forum(context: ConciergeContext) -> bool:
     return services.desk_is_forum
 
 
+class _Announcer:
+    """Puts new cases on the desk one after another, outside the members' updates.
+
+    Telegram lets a bot post 20 messages a minute in a group, and a card is one or two of them
+    (a topic and the card). Posted inside the member's update, the wait for that limit held one
+    of the ``CONCURRENT_UPDATES`` slots per case: past about 16 cases a minute every member
+    waited for the desk. Here the member gets the case number at once and the card follows;
+    what was queued when the process stopped is put on the desk by the deadline job (the case
+    is in the database, not on the desk).
+    """
+
+    def __init__(self) -> None:
+        self._queue: collections.deque[tuple[ConciergeContext, int]] = collections.deque()
+        self._queued: set[int] = set()
+        self._current: tuple[int, asyncio.Future[None]] | None = None
+        self._worker: asyncio.Task[None] | None = None
+
+    def put(self, context: ConciergeContext, case_id: int) -> None:
+        if case_id in self._queued:
+            return
+        self._queue.append((context, case_id))
+        self._queued.add(case_id)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work(), name="desk-announcer")
+
+    async def _work(self) -> None:
+        while self._queue:
+            context, case_id = self._queue.popleft()
+            self._queued.discard(case_id)
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._current = (case_id, done)
+            try:
+                await announce_case(context, case_id)
+            except Exception:
+                logger.exception(
+                    "case %s not put on the desk now; the deadline job tries again", case_id
+                )
+            finally:
+                self._current = None
+                done.set_result(None)
+
+    async def finished(self, case_id: int) -> None:
+        """Wait while this process is putting the case on the desk right now."""
+        current = self._current
+        if current is not None and current[0] == case_id:
+            await asyncio.shield(current[1])
+
+    async def settled(self) -> None:
+        """Until everything queued so far is on the desk (or failed and left to the job)."""
+        while self._worker is not None and not self._worker.done():
+            await asyncio.shield(self._worker)
+
+    async def stop(self) -> None:
+        self._queue.clear()
+        self._queued.clear()
+        if self._worker is not None and not self._worker.done():
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+
+
+def _announcer(app: Any) -> _Announcer:
+    announcer = app.bot_data.get("desk_announcer")
+    if announcer is None:
+        announcer = app.bot_data["desk_announcer"] = _Announcer()
+    return cast(_Announcer, announcer)
+
+
+def queue_announcement(context: ConciergeContext, case_id: int) -> None:
+    """Put the case on the desk soon, without making the member's update wait for it."""
+    if context.services.settings.coordinator_chat_id is not None:
+        _announcer(context.application).put(context, case_id)
+
+
+async def announcements_settled(app: Any) -> None:
+    """Wait until the cases queued for the desk are on it (tests, and a clean stop)."""
+    announcer = app.bot_data.get("desk_announcer")
+    if announcer is not None:
+        await announcer.settled()
+
+
+async def stop_announcing(app: Any, patience: float = 5.0) -> None:
+    """A few seconds for what is queued; the rest is left to the deadline job (after the
+    restart, by whichever instance leads)."""
+    announcer = app.bot_data.get("desk_announcer")
+    if announcer is None:
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(announcer.settled(), patience)
+    await announcer.stop()
+
+
 async def announce_case(context: ConciergeContext, case_id: int) -> None:
     """Open a topic (or post in the group) with the case card; at most once per case."""
     services = context.services
@@ -320,6 +415,9 @@ async def relay_member_message(
 ) -> None:
     """What the member wrote about the case appears on the desk."""
     if case.desk_chat_id is None:
+        # The card first: wait if it is being posted right now, else post it now (ahead of
+        # its turn in the queue).
+        await _announcer(context.application).finished(case.id or 0)
         await announce_case(context, case.id or 0)
         case = await context.services.call(desk.get_case, case_id=case.id or 0)
     if reopened:

@@ -267,7 +267,7 @@ async def confirm_case(context: ConciergeContext, outcome: Escalated, language: 
         now=services.clock(),
     )
     if case.id is not None:
-        await desk.announce_case(context, case.id)
+        desk.queue_announcement(context, case.id)
 
 
 async def button_pressed(update: Update, context: ConciergeContext) -> None:

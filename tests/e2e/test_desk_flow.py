@@ -287,3 +287,28 @@ async def test_the_out_of_hours_notice(api: LoopbackBotApi, desk_world: Any) -> 
     assert "Vi har stängt just nu" in confirmation and "måndag 30 november" in confirmation
     assert "onsdag 2 december kl. 17.00" in confirmation
     _ = timedelta
+
+
+async def test_a_slow_desk_does_not_hold_up_other_members(
+    api: LoopbackBotApi, desk_world: Any, shipped_routing: Routing
+) -> None:
+    _, _, group_id, settings, _ = desk_world
+    # One update at a time, and Telegram keeps the bot waiting on the group (its limit of 20
+    # messages a minute in a group, say).
+    one_slot = settings.model_copy(update={"concurrent_updates": 1})
+    services = build_services(one_slot, routing=shipped_routing)
+    api.delay("createForumTopic", 4, times=None, chat_id=group_id)
+    async with running(one_slot, services):
+        since = api.cursor()
+        confirmation = await api.person(7101, "Ana").ask(
+            "Jag vill prata med en människa om vår lokal", timeout=10
+        )
+        reference = next(w for w in confirmation["text"].split() if w.startswith("F-"))
+        # The next member is answered while Ana's case is still on its way to the desk.
+        answer = await api.person(7102, "Bo").ask("Hur söker jag aktivitetsstöd?", timeout=10)
+        assert answer["text"]
+        assert not any(reference in m.get("text", "") for m in api.messages(group_id))
+        # And the card does arrive.
+        await api.wait_for_message(
+            group_id, lambda m: reference in m.get("text", ""), since=since, timeout=20
+        )

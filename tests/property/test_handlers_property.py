@@ -35,6 +35,7 @@ from bot.config import Settings
 from bot.loopback import LoopbackBotApi, LoopbackError, Person
 from bot.models import Case, CaseMessage, Direction, PendingMessage, Question
 from bot.services.conversation import MAX_QUESTION_CHARS, clean_text
+from handlers.desk import announcements_settled
 from knowledge.loading import Routing
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -579,6 +580,8 @@ class Run:
     async def _feed(self, payload: dict[str, Any]) -> None:
         update = Update.de_json(payload, self.world.app.bot)
         await self.world.app.process_update(update)
+        # New cases go to the desk after the member's update, one after another.
+        await announcements_settled(self.world.app)
 
     def _new_bot_messages(self, chat_id: int, before: int) -> list[dict[str, Any]]:
         return self.world.api.messages(chat_id)[before:]
