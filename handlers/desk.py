@@ -50,6 +50,8 @@ from bot.texts import (
 logger = logging.getLogger(__name__)
 
 DESK_LANGUAGE = "sv"
+# How long a member's follow-up waits for its case's card being posted by another instance.
+CARD_PATIENCE = 10.0
 DESK_COMMANDS = ("queue", "case", "mine", "stats", "close", "associations")
 # Row ids are 32-bit (INTEGER on PostgreSQL): a longer number is no row, and looking it up fails.
 _BUTTON = re.compile(r"^dk:([chxbe]):(\d{1,9})$")
@@ -420,6 +422,15 @@ async def relay_member_message(
         await _announcer(context.application).finished(case.id or 0)
         await announce_case(context, case.id or 0)
         case = await context.services.call(desk.get_case, case_id=case.id or 0)
+        # Another instance may be posting it right now: a few seconds for its card.
+        loop = asyncio.get_running_loop()
+        until = loop.time() + CARD_PATIENCE
+        while case.desk_chat_id is None and case.announcing_since is not None:
+            if loop.time() > until:
+                logger.warning("case %s: card not up yet; a member's message not posted", case.id)
+                break
+            await asyncio.sleep(0.2)
+            case = await context.services.call(desk.get_case, case_id=case.id or 0)
     if reopened:
         if case.desk_chat_id is not None and case.desk_thread_id is not None:
             try:

@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,11 @@ async def test_an_event_invitation_sign_up_and_the_reminder_the_day_before(
         assert "anmäld" in (answer.text or "")
         listing = await ana.ask("/events", timeout=10)
         assert "Dialogmöte om lokaler" in listing["text"]
-        later = services.clock() + timedelta(days=4, hours=6)
+        # The morning before the event (18:00 local), whatever the time of day the test runs
+        # (it used to add 4 days 6 hours to now: more than a day before the event when run
+        # before noon in Stockholm, and then no reminder was due).
+        begins = datetime.combine(start.date(), time(18, 0), tzinfo=fast.zone)
+        later = begins - timedelta(hours=12)
         services.clock = lambda: later
         from bot.app import ConciergeContext
         from handlers.announce import remind_events
