@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import Session, select
+from test_inbox import update  # the same update the inbox tests store
 
 from bot.app import Services
 from bot.ingress import MAX_WEBHOOK_BYTES, Dispatcher, _GroupCommit, webhook_app
@@ -125,19 +126,6 @@ class Handling:
         await self.release.wait()
 
 
-def message(update_id: int, user: int) -> dict[str, object]:
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": update_id,
-            "date": 0,
-            "chat": {"id": user, "type": "private"},
-            "from": {"id": user, "is_bot": False, "first_name": "Ana"},
-            "text": "Hej",
-        },
-    }
-
-
 async def until(check: Any, patience: float = 20.0) -> bool:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + patience
@@ -158,7 +146,7 @@ async def test_an_instance_without_room_leaves_updates_for_another_one(services:
     a = Dispatcher(first, busy, "a")  # type: ignore[arg-type]
     b = Dispatcher(second, services, "b")  # type: ignore[arg-type]
     # Eight members write at once and Telegram's connection reaches "a".
-    assert await a.accept([message(n, user=n) for n in range(1, 9)]) == 8
+    assert await a.accept([update(n, user=n) for n in range(1, 9)]) == 8
 
     def states() -> Counter[tuple[str, str | None]]:
         with Session(services.engine) as session:
