@@ -149,12 +149,15 @@ async def _start_progress(update: Update, context: ConciergeContext, broadcast_i
         parse_mode=ParseMode.HTML,
         message_thread_id=message.message_thread_id if message.is_topic_message else None,
     )
-    await context.services.call(
+    finished = await context.services.call(
         outbox.set_progress_message,
         broadcast_id=broadcast_id,
         chat_id=message.chat_id,
         message_id=sent.message_id,
     )
+    if finished:  # every member had it before the progress message was up
+        state = await context.services.call(outbox.progress, broadcast_id=broadcast_id)
+        await _show_progress(context.bot, state, message.chat_id, sent.message_id)
 
 
 def _progress_text(state: outbox.Progress) -> Html:
@@ -327,20 +330,27 @@ async def update_progress(app: Application[Any, Any, Any, Any, Any, Any]) -> Non
     for broadcast in await services.call(outbox.open_broadcasts):
         assert broadcast.id is not None
         state = await services.call(outbox.progress, broadcast_id=broadcast.id)
-        if broadcast.progress_chat_id and broadcast.progress_message_id:
-            try:
-                await app.bot.edit_message_text(
-                    _progress_text(state),
-                    chat_id=broadcast.progress_chat_id,
-                    message_id=broadcast.progress_message_id,
-                    parse_mode=ParseMode.HTML,
-                )
-            except BadRequest as exc:  # not modified
-                logger.debug("progress not updated: %s", exc)
+        shown = state.broadcast.progress_chat_id, state.broadcast.progress_message_id
+        if shown[0] is not None and shown[1] is not None:
+            await _show_progress(app.bot, state, shown[0], shown[1])
         if state.done:
-            await services.call(
+            now_shown = await services.call(
                 outbox.mark_finished, broadcast_id=broadcast.id, now=services.clock()
             )
+            if now_shown is not None and now_shown != shown:  # posted while we counted
+                await _show_progress(app.bot, state, *now_shown)
+
+
+async def _show_progress(bot: Any, state: outbox.Progress, chat_id: int, message_id: int) -> None:
+    try:
+        await bot.edit_message_text(
+            _progress_text(state),
+            chat_id=chat_id,
+            message_id=message_id,
+            parse_mode=ParseMode.HTML,
+        )
+    except BadRequest as exc:  # not modified, or the message was deleted on the desk
+        logger.debug("progress not updated: %s", exc)
 
 
 async def outbox_loop(app: Application[Any, Any, Any, Any, Any, Any]) -> None:

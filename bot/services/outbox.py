@@ -79,13 +79,21 @@ def create_broadcast(
 
 def set_progress_message(
     *, session: Session, broadcast_id: int, chat_id: int, message_id: int
-) -> None:
-    broadcast = session.get(Broadcast, broadcast_id)
-    if broadcast is not None:
-        broadcast.progress_chat_id = chat_id
-        broadcast.progress_message_id = message_id
-        session.add(broadcast)
-        session.commit()
+) -> bool:
+    """Remember the desk's progress message; ``True`` if the broadcast had already finished.
+
+    The sender may finish a small broadcast before its progress message is even posted; then
+    nobody else will show the final count, so the caller must. One statement (the row is
+    locked while it is written), so that this and :func:`mark_finished` see each other.
+    """
+    finished_at = session.execute(
+        sa.update(Broadcast)
+        .where(col(Broadcast.id) == broadcast_id)
+        .values(progress_chat_id=chat_id, progress_message_id=message_id)
+        .returning(col(Broadcast.finished_at))
+    ).scalar_one_or_none()
+    session.commit()
+    return finished_at is not None
 
 
 def recover_after_crash(*, session: Session) -> int:
@@ -190,12 +198,22 @@ def open_broadcasts(*, session: Session) -> list[Broadcast]:
     return list(session.exec(select(Broadcast).where(col(Broadcast.finished_at).is_(None))))
 
 
-def mark_finished(*, session: Session, broadcast_id: int, now: datetime) -> None:
-    broadcast = session.get(Broadcast, broadcast_id)
-    if broadcast is not None and broadcast.finished_at is None:
-        broadcast.finished_at = now
-        session.add(broadcast)
-        session.commit()
+def mark_finished(*, session: Session, broadcast_id: int, now: datetime) -> tuple[int, int] | None:
+    """Mark the broadcast finished; the progress message (chat, message) as it is now, if any.
+
+    Read in the same statement that marks it: a progress message posted after the sender
+    looked is shown the final count either here or by :func:`set_progress_message`'s caller.
+    """
+    row = session.execute(
+        sa.update(Broadcast)
+        .where(col(Broadcast.id) == broadcast_id, col(Broadcast.finished_at).is_(None))
+        .values(finished_at=now)
+        .returning(col(Broadcast.progress_chat_id), col(Broadcast.progress_message_id))
+    ).one_or_none()
+    session.commit()
+    if row is None or row[0] is None or row[1] is None:
+        return None
+    return int(row[0]), int(row[1])
 
 
 # -- events -----------------------------------------------------------------------------------

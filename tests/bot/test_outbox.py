@@ -111,3 +111,27 @@ def test_events_remind_those_signed_up_once(session: Session) -> None:
     found = outbox.events_to_remind(session=session, now=day_before)
     assert [(e.id, signed) for e, signed in found] == [(event.id, [1])]
     assert outbox.events_to_remind(session=session, now=day_before) == []
+
+
+def test_whoever_comes_second_shows_the_final_count_on_the_desk(session: Session) -> None:
+    # The sender finishing a broadcast and the desk posting its progress message race; the
+    # second of the two learns it must show the final count.
+    subscribers(session, range(1, 3))
+    early = outbox.create_broadcast(
+        session=session, kind="announcement", topic="nyheter", title="A", text="x", now=NOW
+    )
+    late = outbox.create_broadcast(
+        session=session, kind="announcement", topic="nyheter", title="B", text="y", now=NOW
+    )
+    assert early.id is not None and late.id is not None
+    # Posted first, finished later: the sender is told where the message is.
+    assert not outbox.set_progress_message(
+        session=session, broadcast_id=early.id, chat_id=-100, message_id=7
+    )
+    assert outbox.mark_finished(session=session, broadcast_id=early.id, now=NOW) == (-100, 7)
+    assert outbox.mark_finished(session=session, broadcast_id=early.id, now=NOW) is None
+    # Finished first, posted later: the poster is told it is over.
+    assert outbox.mark_finished(session=session, broadcast_id=late.id, now=NOW) is None
+    assert outbox.set_progress_message(
+        session=session, broadcast_id=late.id, chat_id=-100, message_id=8
+    )

@@ -35,6 +35,18 @@ def add_subscribers(services: Services, api: LoopbackBotApi, ids: range, topic: 
             )
 
 
+def desk_with_subscribers(
+    api: LoopbackBotApi, settings: Settings, routing: Any, ids: range
+) -> tuple[Any, dict[str, Any], Settings, Services]:
+    """Coordinator Kim in a desk group, and ``ids`` subscribed to "nyheter"."""
+    kim = api.person(9001, "Kim")
+    group = api.create_supergroup("Samordnare", forum=False, members=[kim.id])
+    fast = settings.model_copy(update={"coordinator_chat_id": group["id"], "telegram_rate": 500.0})
+    services = build_services(fast, routing=routing)
+    add_subscribers(services, api, ids, "nyheter")
+    return kim, group, fast, services
+
+
 def received(api: LoopbackBotApi, ids: range, needle: str) -> Counter[int]:
     return Counter(
         {
@@ -56,11 +68,7 @@ async def test_an_announcement_with_429s_and_blocked_members(
     api: LoopbackBotApi, settings: Settings, shipped_routing: Any
 ) -> None:
     ids = range(20_001, 20_201)
-    kim = api.person(9001, "Kim")
-    group = api.create_supergroup("Samordnare", forum=False, members=[kim.id])
-    fast = settings.model_copy(update={"coordinator_chat_id": group["id"], "telegram_rate": 500.0})
-    services = build_services(fast, routing=shipped_routing)
-    add_subscribers(services, api, ids, "nyheter")
+    kim, group, fast, services = desk_with_subscribers(api, settings, shipped_routing, ids)
     for member_id in (20_005, 20_050):
         api.block(member_id)
     api.fail_next("sendMessage", error_code=429, retry_after=1, times=3)
@@ -77,6 +85,28 @@ async def test_an_announcement_with_429s_and_blocked_members(
     counts = received(api, ids, "Nytt bidrag")
     assert {member_id for member_id, n in counts.items() if n == 0} == {20_005, 20_050}
     assert max(counts.values()) == 1
+
+
+async def test_a_broadcast_done_before_its_progress_message_is_posted_still_says_so(
+    api: LoopbackBotApi, settings: Settings, shipped_routing: Any
+) -> None:
+    # The progress message is held until every member has the announcement: the desk must
+    # still see the final count, not a "0/20" that never moves.
+    ids = range(20_301, 20_321)
+    kim, group, fast, services = desk_with_subscribers(api, settings, shipped_routing, ids)
+    api.delay("sendMessage", 3.0, chat_id=group["id"])
+    async with running(fast, services):
+        await kim.send("/announce nyheter | Städdag | Lördag kl 10.", chat=group["id"])
+        await wait_until(lambda: sum(received(api, ids, "Städdag").values()) == len(ids))
+        progress = await api.wait_for_message(
+            group["id"], lambda m: "«Städdag»" in m["text"], timeout=10
+        )
+        await wait_until(
+            lambda: "klart" in api.message(group["id"], progress["message_id"])["text"],
+            patience=10,
+        )
+        final = api.message(group["id"], progress["message_id"])["text"]
+    assert "20/20 skickade · 0 blockerade · 0 misslyckade" in final
 
 
 async def test_an_event_invitation_sign_up_and_the_reminder_the_day_before(
