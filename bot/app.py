@@ -7,6 +7,7 @@ import contextlib
 import functools
 import logging
 import signal
+import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,7 @@ from telegram.ext import (
     ContextTypes,
     ExtBot,
 )
+from telegram.warnings import PTBUserWarning
 
 from bot.config import Settings
 from bot.db import create_schema, make_engine
@@ -163,6 +165,11 @@ def build_application(
         if settings.coordinator_chat_id is None:
             logger.warning("COORDINATOR_CHAT_ID is not set: cases are kept but no desk is told")
 
+    # handlers.common.send calls sendMessage through do_api_request on purpose (no Message is
+    # built from each answer); PTB's advice to use send_message instead is declined there.
+    warnings.filterwarnings(
+        "ignore", message=r"Please use 'Bot\.sendMessage' instead", category=PTBUserWarning
+    )
     builder = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token.get_secret_value())

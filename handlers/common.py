@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardMarkup, Message, ReplyParameters, Update
+from dataclasses import dataclass
+from typing import Any
+
+from telegram import InlineKeyboardMarkup, ReplyParameters, Update
 from telegram.constants import ParseMode
 
 from bot.app import ConciergeContext
@@ -24,6 +27,14 @@ async def current_member(update: Update, context: ConciergeContext) -> Member | 
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What the bot needs to know of a message it sent: where it is and what it says."""
+
+    message_id: int
+    text: str
+
+
 async def send(
     context: ConciergeContext,
     chat_id: int,
@@ -31,23 +42,30 @@ async def send(
     *,
     keyboard: InlineKeyboardMarkup | None = None,
     reply_to: int | None = None,
-) -> Message:
-    """Send HTML in as many messages as Telegram's limit needs; buttons go on the last one."""
+) -> Sent:
+    """Send HTML in as many messages as Telegram's limit needs; buttons go on the last one.
+
+    Sent as a raw Bot API call: PTB's ``send_message`` would build a whole ``Message`` from
+    Telegram's answer (about a tenth of the bot's CPU per question under load), and only its
+    id and text are ever used. The rate limiter, retries and error mapping are the same, as
+    ``do_api_request`` goes through the same request path.
+    """
     parts = split_message(html_text)
-    sent: Message | None = None
+    sent: Sent | None = None
     for index, part in enumerate(parts):
         last = index == len(parts) - 1
-        sent = await context.bot.send_message(
-            chat_id=chat_id,
-            text=part,
-            parse_mode=ParseMode.HTML,
-            reply_markup=keyboard if last else None,
-            reply_parameters=(
-                ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
-                if reply_to is not None and index == 0
-                else None
-            ),
-            link_preview_options=None,
-        )
+        parameters: dict[str, Any] = {
+            "chat_id": chat_id,
+            "text": part,
+            "parse_mode": ParseMode.HTML,
+        }
+        if last and keyboard is not None:
+            parameters["reply_markup"] = keyboard
+        if reply_to is not None and index == 0:
+            parameters["reply_parameters"] = ReplyParameters(
+                message_id=reply_to, allow_sending_without_reply=True
+            )
+        result = await context.bot.do_api_request("sendMessage", api_kwargs=parameters)
+        sent = Sent(message_id=int(result["message_id"]), text=str(result.get("text", "")))
     assert sent is not None
     return sent
