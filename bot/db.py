@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -24,17 +25,37 @@ SQLITE_WRITE_WAIT = 30.0
 _READING = ("SELECT", "PRAGMA", "EXPLAIN")
 
 
-def _one_writer_at_a_time() -> type[sqlite3.Connection]:
-    """sqlite3 connections that queue for writing inside this process.
+def _one_writer_at_a_time(lock_file: str | None = None) -> type[sqlite3.Connection]:
+    """sqlite3 connections that queue for writing, inside this process and across processes.
 
     SQLite lets one transaction write at a time; a second writer is refused and retries after
     sleeping (1, 2, 5, 10 … 100 ms), so under load updates waited for sleeps rather than for
     the writer before them (``bench/load.py``: answers held up to several hundred ms). Here a
     transaction takes a lock with its first write and gives it back when it commits or rolls
     back: the next writer starts the moment the one before it is done. Reads never wait (WAL).
-    Other processes on the same file still meet SQLite's busy timeout, as before.
+    With ``lock_file``, the writer also holds an exclusive ``flock`` on it, so that writers in
+    other processes on the same file (``concierge run`` twice) queue the same way instead of
+    meeting SQLite's sleeps (two processes, think 0: +6–7 % updates/s, ``bench/load.py
+    --instances 2``). The kernel lets go of it when a process dies; waiting for it has no time
+    limit (a writer stuck elsewhere holds everyone up, as SQLite's lock would, only without the
+    error after 30 s). A write by anything else (the sqlite3 shell) meets SQLite's busy timeout.
     """
     lock = threading.Lock()
+    held: list[int] = []  # the lock file, open while this process writes
+
+    def queue_across_processes() -> None:
+        if lock_file is not None:
+            descriptor = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(descriptor)
+                raise
+            held.append(descriptor)
+
+    def let_other_processes_in() -> None:
+        if held:
+            os.close(held.pop())  # closing lets go of the flock
 
     class Cursor(sqlite3.Cursor):
         def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
@@ -53,12 +74,20 @@ def _one_writer_at_a_time() -> type[sqlite3.Connection]:
                 return
             if not lock.acquire(timeout=SQLITE_WRITE_WAIT):
                 raise sqlite3.OperationalError("database is locked")
+            try:
+                queue_across_processes()
+            except BaseException:
+                lock.release()
+                raise
             self.writing = True
 
         def done_writing(self) -> None:
             if self.writing:
                 self.writing = False
-                lock.release()
+                try:
+                    let_other_processes_in()
+                finally:
+                    lock.release()
 
         def cursor(self, factory: Any = Cursor) -> Any:
             return super().cursor(factory)
@@ -90,12 +119,14 @@ def _one_writer_at_a_time() -> type[sqlite3.Connection]:
 
 def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
+        database = sa.make_url(url).database
+        lock_file = f"{database}.writing" if database and database != ":memory:" else None
         engine = create_engine(
             url,
             connect_args={
                 "check_same_thread": False,
                 "timeout": SQLITE_WRITE_WAIT,
-                "factory": _one_writer_at_a_time(),
+                "factory": _one_writer_at_a_time(lock_file),
             },
             hide_parameters=True,  # error messages must not carry what members wrote
         )
