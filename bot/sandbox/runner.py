@@ -13,7 +13,7 @@ import signal
 import sys
 import tempfile
 import webbrowser
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -170,7 +170,9 @@ class Sandbox:
             webhook_url=None,
             webhook_secret=None,
         )
-        services = await asyncio.to_thread(build_services, settings, self.routing)
+        services = await _finished_even_if_cancelled(
+            asyncio.to_thread(build_services, settings, self.routing)
+        )
         stack.callback(services.engine.dispose)
         self._services = services
         await stack.enter_async_context(serving(settings, services))
@@ -201,6 +203,19 @@ class Sandbox:
         traceback: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+async def _finished_even_if_cancelled(work: Coroutine[Any, Any, Services]) -> Services:
+    """Await work running in a thread; if cancelled (Ctrl-C while starting), first let the
+    thread finish: it cannot be stopped, and it would go on writing the database into the
+    folder that the cancellation is about to remove."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            (await task).engine.dispose()
+        raise
 
 
 def _shown_database(url: str) -> str:
