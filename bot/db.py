@@ -35,7 +35,7 @@ def _one_writer_at_a_time(lock_file: str | None = None) -> type[sqlite3.Connecti
     back: the next writer starts the moment the one before it is done. Reads never wait (WAL).
     With ``lock_file``, the writer also holds an exclusive ``flock`` on it, so that writers in
     other processes on the same file (``concierge run`` twice) queue the same way instead of
-    meeting SQLite's sleeps (two processes, think 0: +6–7 % updates/s, ``bench/load.py
+    meeting SQLite's sleeps (two processes, think 0: +7–17 % updates/s, ``bench/load.py
     --instances 2``). The kernel lets go of it when a process dies; waiting for it has no time
     limit (a writer stuck elsewhere holds everyone up, as SQLite's lock would, only without the
     error after 30 s). A write by anything else (the sqlite3 shell) meets SQLite's busy timeout.

@@ -15,7 +15,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
@@ -341,7 +341,7 @@ async def update_progress(app: Application[Any, Any, Any, Any, Any, Any]) -> Non
                 await _show_progress(app.bot, state, *now_shown)
 
 
-async def _show_progress(bot: Any, state: outbox.Progress, chat_id: int, message_id: int) -> None:
+async def _show_progress(bot: Bot, state: outbox.Progress, chat_id: int, message_id: int) -> None:
     try:
         await bot.edit_message_text(
             _progress_text(state),
