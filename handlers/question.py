@@ -89,22 +89,29 @@ async def question_received(update: Update, context: ConciergeContext) -> None:
 
 @contextlib.asynccontextmanager
 async def typing_if_slow(context: ConciergeContext, chat_id: int) -> AsyncIterator[None]:
-    """Show "typing…" in the chat if the block is still running after ``TYPING_AFTER``."""
+    """Show "typing…" in the chat if the block is still running after ``TYPING_AFTER``.
+
+    A timer, not a task per message: nearly every answer comes before it is due.
+    """
 
     async def show() -> None:
-        await asyncio.sleep(TYPING_AFTER)
         try:
             await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
         except TelegramError as exc:  # only a courtesy: the answer still comes
             logger.info("could not show typing in chat %s: %s", chat_id, exc)
 
-    typing = asyncio.create_task(show(), name=f"typing-{chat_id}")
+    shown: list[asyncio.Task[None]] = []
+    timer = asyncio.get_running_loop().call_later(
+        TYPING_AFTER, lambda: shown.append(asyncio.create_task(show(), name=f"typing-{chat_id}"))
+    )
     try:
         yield
     finally:
-        typing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await typing
+        timer.cancel()
+        for typing in shown:
+            typing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await typing
 
 
 async def reply_with(

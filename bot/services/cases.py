@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
+from bot.db import get_row, insert_row
 from bot.models import Case, CaseMessage, CaseStatus, Direction, Member, utcnow
 from bot.services.office_hours import OfficeHours
 
@@ -59,9 +61,8 @@ def create_case(
         updated_at=now,
         due_at=hours.deadline(now, business_days),
     )
-    session.add(case)
     try:
-        session.flush()
+        case_id = insert_row(session, case)
     except IntegrityError:
         # Another delivery of the same update won the race; use its case.
         session.rollback()
@@ -69,16 +70,20 @@ def create_case(
         if existing is None:
             raise
         return existing, False
-    assert case.id is not None
-    case.reference = make_reference(case.id, now, hours.zone)
-    session.add(
+    reference = make_reference(case_id, now, hours.zone)
+    session.connection().execute(
+        _set_statement("reference"), {"case": case_id, "value": reference}
+    )
+    set_committed_value(case, "reference", reference)
+    insert_row(
+        session,
         CaseMessage(
-            case_id=case.id,
+            case_id=case_id,
             direction=Direction.FROM_MEMBER,
             text=question,
             update_id=source_update_id,
             created_at=now,
-        )
+        ),
     )
     session.commit()
     return case, True
@@ -144,18 +149,32 @@ def record_confirmation(
 ) -> None:
     """Keep the confirmation the member got, so that a reply to it joins the case."""
     assert case.id is not None
-    case.confirmation_message_id = message_id
-    session.add(case)
-    session.add(
+    session.connection().execute(
+        _set_statement("confirmation_message_id"), {"case": case.id, "value": message_id}
+    )
+    insert_row(
+        session,
         CaseMessage(
             case_id=case.id,
             direction=Direction.TO_MEMBER,
             text=text,
             telegram_message_id=message_id,
             created_at=now or utcnow(),
-        )
+        ),
     )
     session.commit()
+    set_committed_value(case, "confirmation_message_id", message_id)
+
+
+@functools.cache
+def _set_statement(column: str) -> sa.Update:
+    """``UPDATE case SET <column> = :value WHERE id = :case``, built once per column."""
+    table: sa.Table = Case.__table__  # type: ignore[attr-defined]
+    return (
+        sa.update(table)
+        .where(table.c.id == sa.bindparam("case"))
+        .values({column: sa.bindparam("value")})
+    )
 
 
 def open_case_of(*, session: Session, member_id: int) -> Case | None:
@@ -188,8 +207,8 @@ def open_or_recently_closed(
     newest_open = max(open_rows, key=lambda row: (row.created_at, row.id), default=None)
     latest_closed = max(closed_rows, key=lambda row: row.closed_at or since, default=None)
     return (
-        None if newest_open is None else session.get(Case, newest_open.id),
-        None if latest_closed is None else session.get(Case, latest_closed.id),
+        None if newest_open is None else get_row(session, Case, newest_open.id),
+        None if latest_closed is None else get_row(session, Case, latest_closed.id),
     )
 
 

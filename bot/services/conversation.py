@@ -6,17 +6,16 @@ into text; none of them sees Telegram's ``Update``.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from bot.db import insert_row
 from bot.locales import DEFAULT_LANGUAGE, shipped_catalogue
 from bot.models import (
     Case,
@@ -470,19 +469,9 @@ def _record_question(
         update_id=update_id,
         created_at=now,
     )
-    # Written with one statement built once (the ORM's unit of work cost more than routing
-    # under load); the member first if new (the question refers to it).
-    session.flush()
-    values = question.model_dump(exclude={"id"})
-    question.id = session.connection().execute(_question_insert(), values).scalar_one()
+    insert_row(session, question)
     session.commit()
     return question
-
-
-@functools.cache
-def _question_insert() -> sa.Insert:
-    table: sa.Table = Question.__table__  # type: ignore[attr-defined]
-    return sa.insert(table).returning(table.c.id)
 
 
 def _handled_before(session: Session, update_id: int) -> Question | CaseMessage | None:

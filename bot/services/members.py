@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from bot.db import get_row
 from bot.locales import DEFAULT_LANGUAGE
 from bot.models import Member, utcnow
 from bot.services.languages import LanguageSource
@@ -69,7 +70,7 @@ def touched(
     caller's next flush (two first messages at once: the second one's commit fails)."""
     now = now or utcnow()
     name = one_line(first_name)
-    member = session.get(Member, user_id)
+    member = get_row(session, Member, user_id)
     if member is None:
         member = Member(
             id=user_id,

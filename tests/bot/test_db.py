@@ -1,4 +1,5 @@
-"""SQLite writers queue for each other, inside one process and across processes."""
+"""SQLite writers queue for each other, inside one process and across processes; the hot
+rows are read and written with statements built once, as the ORM would."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlmodel import Session, select
 
-from bot.db import make_engine
+from bot.db import get_row, insert_row, make_engine
+from bot.models import Member, Question, utcnow
 
 
 def lock_is_free(path: Path) -> bool:
@@ -68,3 +71,43 @@ def test_a_failed_write_lets_go_of_the_lock(tmp_path: Path) -> None:
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
         connection.execute(sa.text("INSERT INTO note VALUES (NULL)"))
     assert lock_is_free(Path(f"{database}.writing"))
+
+
+def test_a_row_read_with_get_row_is_the_sessions_own_object(engine: sa.Engine) -> None:
+    now = utcnow()
+    with Session(engine) as session:
+        session.add(Member(id=7, first_name="Anna", created_at=now, last_seen_at=now))
+        session.commit()
+    with Session(engine, expire_on_commit=False) as session:
+        member = get_row(session, Member, 7)
+        assert member is not None and member.first_name == "Anna"
+        assert member.last_seen_at == now
+        assert get_row(session, Member, 7) is member, "read once per session, like session.get"
+        assert session.get(Member, 7) is member
+        assert not session.dirty, "nothing to write until something changes"
+        assert get_row(session, Member, 8) is None
+        member.first_name = "Anna-Karin"
+        session.commit()
+    with Session(engine) as session:
+        stored = session.get(Member, 7)
+        assert stored is not None and stored.first_name == "Anna-Karin"
+
+
+def test_a_row_written_with_insert_row_is_changed_later_not_written_twice(
+    engine: sa.Engine,
+) -> None:
+    now = utcnow()
+    with Session(engine, expire_on_commit=False) as session:
+        # A new member in the session goes first: the question refers to it.
+        session.add(Member(id=7, first_name="Anna", created_at=now, last_seen_at=now))
+        question = Question(member_id=7, text="Hur söker vi bidrag?", action="answer")
+        question_id = insert_row(session, question)
+        session.commit()
+    assert question.id == question_id
+    with Session(engine) as session:
+        question.department = "kultur"
+        session.add(question)
+        session.commit()  # an UPDATE of the one row: a second INSERT would fail on the id
+        assert session.exec(select(Question)).all() == [question]
+        stored = session.get(Question, question_id)
+        assert stored is not None and stored.department == "kultur"
