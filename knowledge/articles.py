@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -65,22 +66,36 @@ class KnowledgeBase:
         """The article in ``language``, else in the first of ``fallbacks`` it exists in, else
         the original."""
         original = self.articles.get(article_id)
+        translations = self._translations
         for wanted in (language, *fallbacks):
             if original is not None and original.meta.language == wanted:
                 return original
-            for article in self.articles.values():
-                meta = article.meta
-                translated = meta.translation_of == article_id and not meta.easy_read
-                if translated and meta.language == wanted:
-                    return article
+            translated = translations.get((article_id, wanted))
+            if translated is not None:
+                return translated
         return original
 
     def easy_read_of(self, article_id: str) -> Article | None:
         """The easy-to-read (lättläst) version of an article, when there is one."""
+        return self._easy_read.get(article_id)
+
+    # Looked up for every answer: indexed once (the first of each kind, in file order).
+    @functools.cached_property
+    def _translations(self) -> dict[tuple[str, str], Article]:
+        found: dict[tuple[str, str], Article] = {}
         for article in self.articles.values():
-            if article.meta.translation_of == article_id and article.meta.easy_read:
-                return article
-        return None
+            meta = article.meta
+            if meta.translation_of and not meta.easy_read:
+                found.setdefault((meta.translation_of, meta.language), article)
+        return found
+
+    @functools.cached_property
+    def _easy_read(self) -> dict[str, Article]:
+        found: dict[str, Article] = {}
+        for article in self.articles.values():
+            if article.meta.translation_of and article.meta.easy_read:
+                found.setdefault(article.meta.translation_of, article)
+        return found
 
     @property
     def ids(self) -> set[str]:

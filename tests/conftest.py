@@ -112,8 +112,10 @@ def settings(api: LoopbackBotApi, tmp_path: Path, engine: sa.Engine) -> Settings
 
 
 @pytest.fixture
-def services(settings: Settings, shipped_routing: Routing) -> Services:
-    return build_services(settings, routing=shipped_routing)
+def services(settings: Settings, shipped_routing: Routing) -> Iterator[Services]:
+    services = build_services(settings, routing=shipped_routing)
+    yield services
+    services.close()
 
 
 @contextlib.asynccontextmanager

@@ -6,6 +6,7 @@ into text; none of them sees Telegram's ``Update``.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -298,11 +299,19 @@ def small_talk_kind(text: str) -> str | None:
     found = set(words(text))
     if not found:
         return None
-    if found <= {fold(w) for w in _GREETINGS}:
+    greetings, thanks = _small_talk_words()
+    if found <= greetings:
         return "greeting"
-    if found <= {fold(w) for w in _THANKS | _GREETINGS}:
+    if found <= thanks:
         return "thanks"
     return None
+
+
+@functools.cache
+def _small_talk_words() -> tuple[frozenset[str], frozenset[str]]:
+    """The greetings, and the thanks with greetings, as ``words`` gives them (folded)."""
+    greetings = frozenset(fold(w) for w in _GREETINGS)
+    return greetings, greetings | frozenset(fold(w) for w in _THANKS)
 
 
 def _join(

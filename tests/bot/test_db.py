@@ -1,8 +1,10 @@
 """SQLite writers queue for each other, inside one process and across processes; the hot
-rows are read and written with statements built once, as the ORM would."""
+rows are read and written with statements built once, as the ORM would; service calls run
+on the database threads."""
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import threading
@@ -12,6 +14,8 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from bot.app import Services, database_threads
+from bot.config import Settings
 from bot.db import get_row, insert_row, make_engine
 from bot.models import Member, Question, utcnow
 
@@ -111,3 +115,27 @@ def test_a_row_written_with_insert_row_is_changed_later_not_written_twice(
         assert session.exec(select(Question)).all() == [question]
         stored = session.get(Question, question_id)
         assert stored is not None and stored.department == "kultur"
+
+
+def test_database_threads_one_for_sqlite_more_for_a_server(
+    settings: Settings, tmp_path: Path
+) -> None:
+    sqlite = make_engine(f"sqlite:///{tmp_path / 'bot.sqlite3'}")
+    server = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test")  # not opened
+    assert database_threads(settings, sqlite) == 1
+    assert database_threads(settings, server) == min(32, (os.cpu_count() or 1) + 4)
+    chosen = settings.model_copy(update={"database_threads": 3})
+    assert database_threads(chosen, sqlite) == database_threads(chosen, server) == 3
+
+
+async def test_service_calls_run_on_the_database_threads(services: Services) -> None:
+    def thread_name(session: Session) -> str:
+        session.exec(select(Member)).all()
+        return threading.current_thread().name
+
+    names = await asyncio.gather(*(services.call(thread_name) for _ in range(8)))
+    assert all(name.startswith("database") for name in names)
+    assert len(set(names)) <= database_threads(services.settings, services.engine)
+    services.close()
+    assert (await services.call(thread_name)).startswith("database"), "new threads after close"
+    services.close()
