@@ -28,6 +28,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import sys
 import tempfile
 import time
@@ -210,6 +211,8 @@ class Run:
     think: float
     # Processes of the bot sharing the webhook port (SO_REUSEPORT), one per core.
     instances: int = 1
+    # Which round of --repeat (each round runs every bot once, one after another).
+    round: int = 0
     latencies: list[float] = field(default_factory=list)
     completed: int = 0
     timeouts: int = 0
@@ -428,8 +431,23 @@ async def start_profiler(
     )
 
 
+def echo_of_round(runs: list[Run]) -> dict[tuple[float, int], Run]:
+    """The echo bot's run per think time and round (measured right before or after the bot's:
+    the machine's speed drifts over minutes)."""
+    return {(run.think, run.round): run for run in runs if run.bot == "echo"}
+
+
+def ratio_to_echo(run: Run, echo: dict[tuple[float, int], Run]) -> float | None:
+    """The run's updates/s over the echo bot's of its round; none with think time (the echo bot
+    then answers all that is asked: no ceiling to compare with)."""
+    ceiling = echo.get((run.think, run.round))
+    if run.bot == "echo" or run.think or ceiling is None or not ceiling.throughput:
+        return None
+    return run.throughput / ceiling.throughput
+
+
 def table(runs: list[Run]) -> str:
-    echo = {run.think: run for run in runs if run.bot == "echo"}
+    echo = echo_of_round(runs)
     lines = [
         "| bot | members | think (s) | updates/s | p50 (ms) | p95 (ms) | p99 (ms) "
         "| errors (webhook / error replies / timeouts) | peak RSS (MB) "
@@ -437,13 +455,8 @@ def table(runs: list[Run]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for run in runs:
-        ceiling = echo.get(run.think)
-        # With think time the echo bot answers all that is asked: no ceiling to compare with.
-        ratio = (
-            f"{run.throughput / ceiling.throughput:.2f}"
-            if ceiling is not None and ceiling.throughput and run.bot != "echo" and not run.think
-            else "—"
-        )
+        value = ratio_to_echo(run, echo)
+        ratio = "—" if value is None else f"{value:.2f}"
         name = f"{run.bot} ×{run.instances}" if run.instances > 1 else run.bot
         lines.append(
             f"| {name} | {run.members} | {run.think:g} | {run.throughput:.0f} "
@@ -487,6 +500,14 @@ def main() -> int:
         help="Processes of the bot on the one webhook port (WEBHOOK_REUSE_PORT; the kernel "
         "spreads connections), e.g. one per core. The echo bot is always one process.",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="Rounds per think time, each running every bot once, one after another: the "
+        "machine's speed drifts over minutes, so a ratio is taken within a round and the "
+        "median of the rounds is printed.",
+    )
     parser.add_argument("--timeout", type=float, default=10.0, help="No reply by then: error.")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--hold", action="store_true", help="Keep the bot up after a run.")
@@ -516,18 +537,20 @@ def main() -> int:
     pools = question_pools(QUESTION_FILES)
     runs: list[Run] = []
     for think in args.think:
-        for kind in bots:
-            run = asyncio.run(measure(kind, args.members, think, pools, args))
-            runs.append(run)
-            print(
-                f"{kind}, think {think:g} s: {run.throughput:.0f}/s, "
-                f"p99 {run.percentile(0.99):.0f} ms, "
-                f"bot CPU {run.cpu:.2f} cores, {run.cpu_per_update:.1f} ms "
-                f"an update, harness CPU {run.harness_cpu:.2f} cores, waiting for a core: "
-                f"bot {run.starved[0]:.2f}, harness {run.starved[1]:.2f}; "
-                f"mix {dict(run.outcomes)}; webhook failures {dict(run.webhook_failures)}",
-                file=sys.stderr,
-            )
+        for round_ in range(args.repeat):
+            for kind in bots:
+                run = asyncio.run(measure(kind, args.members, think, pools, args))
+                run.round = round_
+                runs.append(run)
+                print(
+                    f"{kind}, think {think:g} s: {run.throughput:.0f}/s, "
+                    f"p99 {run.percentile(0.99):.0f} ms, "
+                    f"bot CPU {run.cpu:.2f} cores, {run.cpu_per_update:.1f} ms "
+                    f"an update, harness CPU {run.harness_cpu:.2f} cores, waiting for a core: "
+                    f"bot {run.starved[0]:.2f}, harness {run.starved[1]:.2f}; "
+                    f"mix {dict(run.outcomes)}; webhook failures {dict(run.webhook_failures)}",
+                    file=sys.stderr,
+                )
     database = "PostgreSQL" if args.database_url else "SQLite"
     print(table(runs))
     print(
@@ -545,6 +568,19 @@ def main() -> int:
             for run in runs
         )
     )
+    echo = echo_of_round(runs)
+    for think in args.think:
+        ratios = [
+            value
+            for run in runs
+            if run.think == think and (value := ratio_to_echo(run, echo)) is not None
+        ]
+        if len(ratios) > 1:
+            print(
+                f"× echo at think {think:g}, each round against the echo bot of its round: "
+                + ", ".join(f"{ratio:.2f}" for ratio in ratios)
+                + f"; median {statistics.median(ratios):.2f}"
+            )
     print("Goals: ≥ 0.5 × the echo bot's updates/s; p99 ≤ 100 ms with 200 members; no errors.")
     return 0
 
