@@ -126,9 +126,9 @@ def add_message(
         created_at=now,
     )
     case.updated_at = now
-    session.add(message)
     session.add(case)
     try:
+        insert_row(session, message)
         session.commit()
     except IntegrityError:
         # The same update handled at the same moment elsewhere: its message is the one.
