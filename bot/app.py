@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import functools
@@ -83,8 +84,11 @@ class Services:
     language_detector: LanguageDetector = field(
         default_factory=LanguageDetector.for_supported_languages
     )
-    # The threads ``call`` runs on, started with the first call.
+    # The threads ``call`` runs on, started with the first call; how many.
     _database: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+    _thread_count: int | None = field(default=None, init=False, repr=False)
+    # Where ``call`` runs without threads (SQLite).
+    _turns: LoopTurns = field(default_factory=lambda: LoopTurns(), init=False, repr=False)
 
     @property
     def is_leader(self) -> bool:
@@ -95,15 +99,37 @@ class Services:
         return await asyncio.to_thread(function, *args)
 
     async def call(self, function: Callable[..., T], /, **kwargs: Any) -> T:
-        """Run a service function with a fresh session on a database thread."""
+        """Run a service function with a fresh session: what one update needs (one member's or
+        one case's rows). On SQLite by default on the event loop's own thread, one call per
+        turn of the loop (``DATABASE_THREADS=0``, see ``database_threads``), else on a
+        database thread. Work over many rows, or that computes for long, goes to
+        ``call_long``."""
+        if self._threads() == 0:
+            return await self._turns.run(self._work(function, kwargs))
+        return await self._in_thread(self._work(function, kwargs))
 
+    async def call_long(self, function: Callable[..., T], /, **kwargs: Any) -> T:
+        """``call`` for work that may take long (scheduled jobs over all cases, broadcasts to
+        every subscriber, exports, building a routing table): always on a database thread, so
+        that the event loop goes on serving members meanwhile."""
+        return await self._in_thread(self._work(function, kwargs))
+
+    def _work(self, function: Callable[..., T], kwargs: dict[str, Any]) -> Callable[[], T]:
         def work() -> T:
             with Session(self.engine, expire_on_commit=False) as session:
                 return function(session=session, **kwargs)
 
+        return work
+
+    def _threads(self) -> int:
+        if self._thread_count is None:
+            self._thread_count = database_threads(self.settings, self.engine)
+        return self._thread_count
+
+    async def _in_thread(self, work: Callable[[], T]) -> T:
         if self._database is None:
             self._database = ThreadPoolExecutor(
-                database_threads(self.settings, self.engine), thread_name_prefix="database"
+                max(self._threads(), 1), thread_name_prefix="database"
             )
         context = contextvars.copy_context()  # as asyncio.to_thread does
         return await asyncio.get_running_loop().run_in_executor(self._database, context.run, work)
@@ -115,15 +141,64 @@ class Services:
             database.shutdown(wait=False)
 
 
+class LoopTurns:
+    """Work run on the event loop's own thread, one piece per turn of the loop, in the order
+    asked for.
+
+    For SQLite's short transactions: the process's one core (the GIL) does not pass back and
+    forth between the event loop and a database thread, which cost about a fifth of the CPU
+    per update (``bench/load.py``, think 0). One piece per turn, with what came in over the
+    network handled between two pieces, so that a burst of updates does not hold up the
+    replies already on their way (doing them all at once doubled p99 at think 3).
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiting: collections.deque[
+            tuple[asyncio.Future[Any], contextvars.Context, Callable[[], Any]]
+        ] = collections.deque()
+
+    async def run(self, work: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # A new loop (another run, another test): what waited on the old one never runs.
+            self._loop, self._waiting = loop, collections.deque()
+        future: asyncio.Future[T] = loop.create_future()
+        self._waiting.append((future, contextvars.copy_context(), work))
+        if len(self._waiting) == 1:
+            loop.call_soon(self._next)
+        return await future
+
+    def _next(self) -> None:
+        future, context, work = self._waiting.popleft()
+        try:
+            if not future.cancelled():  # else the caller stopped waiting (a timeout, say)
+                try:
+                    result = context.run(work)
+                except Exception as exc:
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+        finally:
+            # The next piece in the loop's next turn: after what this one made ready, and
+            # after what came in over the network meanwhile.
+            if self._waiting:
+                future.get_loop().call_soon(self._next)
+
+
 def database_threads(settings: Settings, engine: sa.Engine) -> int:
-    """Threads for the services' database work: ``DATABASE_THREADS``, else one for SQLite (it
-    writes one transaction at a time anyway, and one thread spends less of the process's one
-    core on handing the GIL around: ``bench/load.py``, think 0: +10 % updates/s against six,
-    7 of 8 alternating pairs) and Python's default for a server (waits on the network)."""
+    """Threads for the services' database work (``call``): ``DATABASE_THREADS``, else none for
+    SQLite and Python's default for a server (it waits on the network).
+
+    0: ``call`` runs on the event loop's thread (``LoopTurns``). SQLite writes one
+    transaction at a time anyway and a transaction there takes a millisecond or two
+    (``bench/load.py``, think 0, one process: +12 to +26 % updates/s against one thread,
+    p99 at think 3 about halved). ``call_long`` still gets a thread.
+    """
     if settings.database_threads is not None:
         return settings.database_threads
     if engine.dialect.name == "sqlite":
-        return 1
+        return 0
     return min(32, (os.cpu_count() or 1) + 4)
 
 

@@ -32,8 +32,9 @@ class Settings(BaseSettings):
     member_messages_per_minute: int = Field(default=20, ge=0, le=10_000)
     # Updates handled at once by one instance (one member's updates always one after another).
     concurrent_updates: int = Field(default=16, ge=1, le=1000)
-    # Threads for database work (none given: one on SQLite, else the CPU count + 4, at most 32).
-    database_threads: int | None = Field(default=None, ge=1, le=64)
+    # Threads for database work; 0: on the event loop's thread (none given: 0 on SQLite, else
+    # the CPU count + 4, at most 32).
+    database_threads: int | None = Field(default=None, ge=0, le=64)
     # How often an instance that does not lead tries to take the lead (the scheduled work).
     leader_check_seconds: float = Field(default=10.0, gt=0, le=300)
     database_url: str = "sqlite:///foreningslotsen.sqlite3"

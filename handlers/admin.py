@@ -44,7 +44,7 @@ def _bars(services: Services) -> Bars:
 
 async def _plan(services: Services) -> ReloadPlan:
     settings = services.settings
-    return await services.call(
+    return await services.call_long(
         rules_admin.plan_reload,
         current=services.routing,
         rules_path=settings.rules_path,
@@ -214,7 +214,9 @@ async def record_start(services: Services) -> None:
     live = await services.call(rules_admin.live_version)
     if live is not None and live.content_hash == content_hash:
         return
-    questions = await services.call(rules_admin.regression_questions, path=settings.questions_path)
+    questions = await services.call_long(
+        rules_admin.regression_questions, path=settings.questions_path
+    )
     figures = evaluate(questions, services.routing.router.route).as_dict()
     rules_text = (
         settings.rules_path.read_text(encoding="utf-8-sig")
@@ -255,8 +257,10 @@ async def weekly_suggestions(context: ConciergeContext) -> None:
     week = now.astimezone(settings.zone).strftime("suggest-%G-W%V")
     if not await services.call(desk_service.claim_digest, day=week):
         return
-    log = await services.call(suggestions.traffic, since=now - timedelta(days=7))
-    questions = await services.call(rules_admin.regression_questions, path=settings.questions_path)
+    log = await services.call_long(suggestions.traffic, since=now - timedelta(days=7))
+    questions = await services.call_long(
+        rules_admin.regression_questions, path=settings.questions_path
+    )
     routing = services.routing
     found = await services.call_plain(suggest, routing.table, routing.router, log, questions)
     await _tell(

@@ -66,7 +66,7 @@ async def announce_command(update: Update, context: ConciergeContext) -> None:
             update, context, text("announce_too_long", DESK_LANGUAGE, limit=TELEGRAM_LIMIT)
         )
         return
-    broadcast = await context.services.call(
+    broadcast = await context.services.call_long(
         outbox.create_broadcast,
         kind="announcement",
         topic=topic,
@@ -111,7 +111,7 @@ async def event_command(update: Update, context: ConciergeContext) -> None:
     when = format_due(starts_at, services.settings.zone, "sv")
     message = Html(f"📅 <b>{_escape(title)}</b>\n{when} · {_escape(place)}\n\n{_escape(body)}")
     markup = outbox.markup_json([[("Anmäl mig / Sign up", f"ev:{event.id}")]])
-    broadcast = await services.call(
+    broadcast = await services.call_long(
         outbox.create_broadcast,
         kind="event",
         topic=topic,

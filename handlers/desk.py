@@ -857,7 +857,7 @@ async def stats_command(update: Update, context: ConciergeContext) -> None:
         await _reply(update, context, text("desk_stats_usage", DESK_LANGUAGE))
         return
     settings = context.services.settings
-    found = await context.services.call(
+    found = await context.services.call_long(
         desk.desk_stats, since=period[0], until=period[1], hours=settings.office_hours
     )
 
@@ -892,7 +892,7 @@ async def associations_command(update: Update, context: ConciergeContext) -> Non
     """The register: counts by category and matching entries (stale ones marked)."""
     if not await _desk_command_allowed(update, context, "associations"):
         return
-    counts, found = await context.services.call(
+    counts, found = await context.services.call_long(
         associations.search, query=" ".join(context.args or []), now=context.services.clock()
     )
     lines = [

@@ -27,7 +27,7 @@ async def mydata_command(update: Update, context: ConciergeContext) -> None:
     member = await current_member(update, context)
     if member is None or update.effective_chat is None:
         return
-    document = await context.services.call(privacy.export_member, member_id=member.id)
+    document = await context.services.call_long(privacy.export_member, member_id=member.id)
     data = json.dumps(document, ensure_ascii=False, indent=2).encode()
     await context.bot.send_document(
         update.effective_chat.id,
@@ -107,7 +107,7 @@ async def nightly_retention(context: ConciergeContext) -> None:
     day = now.astimezone(settings.zone).strftime("retention-%Y-%m-%d")
     if not await services.call(desk_service.claim_digest, day=day):
         return
-    removed = await services.call(
+    removed = await services.call_long(
         retention.run,
         now=now,
         question_days=settings.question_retention_days,

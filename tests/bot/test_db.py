@@ -14,10 +14,11 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from bot.app import Services, database_threads
+from bot.app import Services, build_services, database_threads
 from bot.config import Settings
 from bot.db import get_row, insert_row, make_engine
 from bot.models import Member, Question, utcnow
+from knowledge.loading import Routing
 
 
 def lock_is_free(path: Path) -> bool:
@@ -117,25 +118,81 @@ def test_a_row_written_with_insert_row_is_changed_later_not_written_twice(
         assert stored is not None and stored.department == "kultur"
 
 
-def test_database_threads_one_for_sqlite_more_for_a_server(
+def test_database_threads_none_for_sqlite_some_for_a_server(
     settings: Settings, tmp_path: Path
 ) -> None:
     sqlite = make_engine(f"sqlite:///{tmp_path / 'bot.sqlite3'}")
     server = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test")  # not opened
-    assert database_threads(settings, sqlite) == 1
+    assert database_threads(settings, sqlite) == 0
     assert database_threads(settings, server) == min(32, (os.cpu_count() or 1) + 4)
     chosen = settings.model_copy(update={"database_threads": 3})
     assert database_threads(chosen, sqlite) == database_threads(chosen, server) == 3
 
 
-async def test_service_calls_run_on_the_database_threads(services: Services) -> None:
-    def thread_name(session: Session) -> str:
+def _with_threads(settings: Settings, routing: Routing, threads: int) -> Services:
+    return build_services(settings.model_copy(update={"database_threads": threads}), routing)
+
+
+def _thread_name(session: Session) -> str:
+    session.exec(select(Member)).all()
+    return threading.current_thread().name
+
+
+async def test_service_calls_run_on_the_database_threads(
+    settings: Settings, shipped_routing: Routing
+) -> None:
+    services = _with_threads(settings, shipped_routing, 2)
+    names = await asyncio.gather(*(services.call(_thread_name) for _ in range(8)))
+    assert all(name.startswith("database") for name in names)
+    assert len(set(names)) <= 2
+    services.close()
+    assert (await services.call(_thread_name)).startswith("database"), "new threads after close"
+    services.close()
+
+
+async def test_without_threads_calls_take_turns_on_the_loop_and_long_ones_get_a_thread(
+    settings: Settings, shipped_routing: Routing
+) -> None:
+    services = _with_threads(settings, shipped_routing, 0)
+    happened: list[str] = []
+
+    def step(session: Session, name: str) -> str:
         session.exec(select(Member)).all()
+        happened.append(name)
+        if name == "call 0":
+            # What a call makes ready (a reply to send, say) runs before the next call.
+            asyncio.get_running_loop().call_soon(happened.append, "other work")
         return threading.current_thread().name
 
-    names = await asyncio.gather(*(services.call(thread_name) for _ in range(8)))
-    assert all(name.startswith("database") for name in names)
-    assert len(set(names)) <= database_threads(services.settings, services.engine)
+    names = await asyncio.gather(*(services.call(step, name=f"call {i}") for i in range(3)))
+    assert names == [threading.current_thread().name] * 3, "on the event loop's own thread"
+    assert happened == ["call 0", "other work", "call 1", "call 2"]
+
+    assert (await services.call_long(_thread_name)).startswith("database")
     services.close()
-    assert (await services.call(thread_name)).startswith("database"), "new threads after close"
-    services.close()
+
+
+async def test_a_call_waiting_its_turn_can_be_given_up_and_errors_reach_the_caller(
+    settings: Settings, shipped_routing: Routing
+) -> None:
+    services = _with_threads(settings, shipped_routing, 0)
+    ran: list[str] = []
+
+    def step(session: Session, name: str) -> None:
+        ran.append(name)
+        if name == "broken":
+            raise ValueError("no such case")
+
+    first = asyncio.ensure_future(services.call(step, name="first"))
+    given_up = asyncio.ensure_future(services.call(step, name="given up"))
+    broken = asyncio.ensure_future(services.call(step, name="broken"))
+    await asyncio.sleep(0)  # all three queued, none run yet
+    given_up.cancel()
+    await first
+    with pytest.raises(ValueError, match="no such case"):
+        await broken
+    assert ran == ["first", "broken"]
+    assert given_up.cancelled()
+    # The queue goes on after an error.
+    await services.call(step, name="after")
+    assert ran[-1] == "after"

@@ -11,11 +11,12 @@ import pytest
 from telegram import Update
 from telegram.ext import Application
 
-from bot.app import MEMBER_COMMANDS, Services, build_application
+from bot.app import MEMBER_COMMANDS, Services, build_application, build_services
 from bot.config import Settings
 from bot.loopback import LoopbackBotApi
 from bot.services import conversation
 from handlers import question
+from knowledge.loading import Routing
 
 _update_ids = iter(range(1, 10_000))
 
@@ -84,10 +85,18 @@ async def test_a_question_is_answered_with_buttons(
 
 
 async def test_typing_is_shown_while_an_answer_is_slow_to_come(
-    app: Application[Any, Any, Any, Any, Any, Any],
+    settings: Settings,
+    shipped_routing: Routing,
     api: LoopbackBotApi,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # With the database work on a thread (PostgreSQL's default): on SQLite it runs on the
+    # event loop's thread by default, which then cannot send anything until it is done.
+    threaded = build_services(
+        settings.model_copy(update={"database_threads": 1}), routing=shipped_routing
+    )
+    app = build_application(settings, threaded)
+    await app.initialize()
     route = conversation.receive_text
 
     def slow_route(**kwargs: Any) -> Any:
@@ -96,7 +105,11 @@ async def test_typing_is_shown_while_an_answer_is_slow_to_come(
 
     monkeypatch.setattr(conversation, "receive_text", slow_route)
     monkeypatch.setattr(question, "TYPING_AFTER", 0.05)
-    await app.process_update(message_update(api, app.bot, 6001, "Hur söker vi LOK-stöd?"))
+    try:
+        await app.process_update(message_update(api, app.bot, 6001, "Hur söker vi LOK-stöd?"))
+    finally:
+        await app.shutdown()
+        threaded.close()
     [typing] = [a for a in api.chat_actions if a.chat_id == 6001]
     assert typing.action == "typing"
     reply = api.messages(6001)[-1]
