@@ -11,8 +11,9 @@ import logging
 import os
 import signal
 import warnings
+import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -30,7 +31,7 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot.config import Settings
-from bot.db import create_schema, make_engine
+from bot.db import create_schema, make_engine, writer_busy
 from bot.leader import Leadership
 from bot.locales import DEFAULT_LANGUAGE, shipped_catalogue
 from bot.models import utcnow
@@ -84,11 +85,16 @@ class Services:
     language_detector: LanguageDetector = field(
         default_factory=LanguageDetector.for_supported_languages
     )
-    # The threads ``call`` runs on, started with the first call; how many.
+    # The threads database work runs on, started with the first call that needs one.
     _database: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
     _thread_count: int | None = field(default=None, init=False, repr=False)
     # Where ``call`` runs without threads (SQLite).
-    _turns: LoopTurns = field(default_factory=lambda: LoopTurns(), init=False, repr=False)
+    _turns: LoopTurns = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._turns = LoopTurns(
+            busy=functools.partial(writer_busy, self.engine), elsewhere=self._executor
+        )
 
     @property
     def is_leader(self) -> bool:
@@ -110,8 +116,9 @@ class Services:
 
     async def call_long(self, function: Callable[..., T], /, **kwargs: Any) -> T:
         """``call`` for work that may take long (scheduled jobs over all cases, broadcasts to
-        every subscriber, exports, building a routing table): always on a database thread, so
-        that the event loop goes on serving members meanwhile."""
+        every subscriber, exports, searches of the whole register, building a routing table):
+        always on a database thread, so that the event loop goes on serving members
+        meanwhile."""
         return await self._in_thread(self._work(function, kwargs))
 
     def _work(self, function: Callable[..., T], kwargs: dict[str, Any]) -> Callable[[], T]:
@@ -126,19 +133,31 @@ class Services:
             self._thread_count = database_threads(self.settings, self.engine)
         return self._thread_count
 
-    async def _in_thread(self, work: Callable[[], T]) -> T:
+    def _executor(self) -> ThreadPoolExecutor:
         if self._database is None:
+            # Without threads for ``call``, two for long work (a read need not wait for a job).
             self._database = ThreadPoolExecutor(
-                max(self._threads(), 1), thread_name_prefix="database"
+                self._threads() or LONG_WORK_THREADS, thread_name_prefix="database"
             )
+        return self._database
+
+    async def _in_thread(self, work: Callable[[], T]) -> T:
         context = contextvars.copy_context()  # as asyncio.to_thread does
-        return await asyncio.get_running_loop().run_in_executor(self._database, context.run, work)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor(), context.run, work
+        )
 
     def close(self) -> None:
         """Let the database threads go once their work is done (a later call starts new ones)."""
         database, self._database = self._database, None
         if database is not None:
             database.shutdown(wait=False)
+
+
+# Threads for ``call_long`` when ``call`` has none.
+LONG_WORK_THREADS = 2
+
+_Waiting = collections.deque[tuple[asyncio.Future[Any], contextvars.Context, Callable[[], Any]]]
 
 
 class LoopTurns:
@@ -150,40 +169,71 @@ class LoopTurns:
     per update (``bench/load.py``, think 0). One piece per turn, with what came in over the
     network handled between two pieces, so that a burst of updates does not hold up the
     replies already on their way (doing them all at once doubled p99 at think 3).
+
+    When its turn comes and ``busy()`` (someone else is writing: a long job on a thread,
+    another process), a piece goes to a thread of ``elsewhere()`` instead: there it waits for
+    the writer, and the loop does not.
     """
 
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiting: collections.deque[
-            tuple[asyncio.Future[Any], contextvars.Context, Callable[[], Any]]
-        ] = collections.deque()
+    def __init__(
+        self,
+        *,
+        busy: Callable[[], bool] = lambda: False,
+        elsewhere: Callable[[], Executor] | None = None,
+    ) -> None:
+        self._busy = busy
+        self._elsewhere = elsewhere
+        # One queue per event loop (a test's, a run's): a loop only ever runs its own.
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Waiting] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def run(self, work: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            # A new loop (another run, another test): what waited on the old one never runs.
-            self._loop, self._waiting = loop, collections.deque()
+        waiting = self._queues.setdefault(loop, collections.deque())
         future: asyncio.Future[T] = loop.create_future()
-        self._waiting.append((future, contextvars.copy_context(), work))
-        if len(self._waiting) == 1:
-            loop.call_soon(self._next)
+        waiting.append((future, contextvars.copy_context(), work))
+        if len(waiting) == 1:
+            loop.call_soon(self._next, waiting)
         return await future
 
-    def _next(self) -> None:
-        future, context, work = self._waiting.popleft()
+    def _next(self, waiting: _Waiting) -> None:
+        future, context, work = waiting.popleft()
         try:
-            if not future.cancelled():  # else the caller stopped waiting (a timeout, say)
-                try:
-                    result = context.run(work)
-                except Exception as exc:
-                    future.set_exception(exc)
-                else:
-                    future.set_result(result)
+            if future.cancelled():  # the caller stopped waiting (a timeout, say)
+                return
+            if self._elsewhere is not None and self._busy():
+                done = future.get_loop().run_in_executor(self._elsewhere(), context.run, work)
+                done.add_done_callback(functools.partial(_settle, future))
+                return
+            try:
+                result = context.run(work)
+            except StopIteration as exc:  # a future cannot hold it
+                future.set_exception(RuntimeError(f"StopIteration: {exc}"))
+            except Exception as exc:
+                future.set_exception(exc)
+            except BaseException:
+                future.cancel()  # the caller is not left waiting; the loop gets it
+                raise
+            else:
+                future.set_result(result)
         finally:
             # The next piece in the loop's next turn: after what this one made ready, and
             # after what came in over the network meanwhile.
-            if self._waiting:
-                future.get_loop().call_soon(self._next)
+            if waiting:
+                future.get_loop().call_soon(self._next, waiting)
+
+
+def _settle(future: asyncio.Future[Any], done: asyncio.Future[Any]) -> None:
+    """Pass what ``done`` came to on to ``future`` (unless its caller stopped waiting)."""
+    if future.cancelled():
+        return
+    if done.cancelled():
+        future.cancel()
+    elif (error := done.exception()) is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(done.result())
 
 
 def database_threads(settings: Settings, engine: sa.Engine) -> int:

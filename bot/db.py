@@ -8,6 +8,7 @@ import functools
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -73,6 +74,9 @@ def _one_writer_at_a_time(lock_file: str | None = None) -> type[sqlite3.Connecti
 
     class Connection(sqlite3.Connection):
         writing = False
+        # This process's writer and the file other processes' writers hold, for ``writer_busy``.
+        writer_lock = lock
+        writer_file = lock_file
 
         def wants_to_write(self, sql: str) -> None:
             if self.writing or sql.lstrip()[:7].upper().startswith(_READING):
@@ -126,15 +130,17 @@ def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         database = sa.make_url(url).database
         lock_file = f"{database}.writing" if database and database != ":memory:" else None
+        factory = _one_writer_at_a_time(lock_file)
         engine = create_engine(
             url,
             connect_args={
                 "check_same_thread": False,
                 "timeout": SQLITE_WRITE_WAIT,
-                "factory": _one_writer_at_a_time(lock_file),
+                "factory": factory,
             },
             hide_parameters=True,  # error messages must not carry what members wrote
         )
+        _WRITERS[engine] = _Writer(factory.writer_lock, factory.writer_file)  # type: ignore[attr-defined]
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(connection, _record):  # type: ignore[no-untyped-def]
@@ -146,6 +152,43 @@ def make_engine(url: str) -> sa.Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+class _Writer:
+    """How to tell whether someone writes to one SQLite file: this process's lock, and a
+    descriptor of the file beside it that other processes' writers ``flock``."""
+
+    def __init__(self, lock: threading.Lock, lock_file: str | None) -> None:
+        self.lock = lock
+        self.lock_file = lock_file
+        self._probe: int | None = None
+
+    def busy(self) -> bool:
+        if self.lock.locked():
+            return True
+        if self.lock_file is None:
+            return False
+        try:
+            if self._probe is None:
+                flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+                self._probe = os.open(self.lock_file, flags, 0o600)
+            fcntl.flock(self._probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False  # cannot tell: the writer itself will say what is wrong
+        fcntl.flock(self._probe, fcntl.LOCK_UN)
+        return False
+
+
+_WRITERS: weakref.WeakKeyDictionary[sa.Engine, _Writer] = weakref.WeakKeyDictionary()
+
+
+def writer_busy(engine: sa.Engine) -> bool:
+    """Whether a transaction (of this process or another) is writing to the engine's SQLite
+    file now, so that a writer would wait for it; ``False`` for other databases."""
+    writer = _WRITERS.get(engine)
+    return writer is not None and writer.busy()
 
 
 def insert_row(session: Session, row: SQLModel) -> int:

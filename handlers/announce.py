@@ -261,7 +261,7 @@ class Pacer:
 async def send_due(context_app: Application[Any, Any, Any, Any, Any, Any]) -> int:
     """Send what is due now, a few at a time, each in its own slot of the pace."""
     services: Services = context_app.bot_data["services"]
-    due = await services.call(outbox.due, now=services.clock(), limit=_BATCH)
+    due = await services.call_long(outbox.due, now=services.clock(), limit=_BATCH)
     pacer: Pacer = context_app.bot_data.setdefault(
         "outbox_pacer", Pacer(services.settings.telegram_rate)
     )
@@ -386,11 +386,11 @@ async def outbox_loop(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
 async def remind_events(context: ConciergeContext) -> None:
     """The day before an event, those signed up get a reminder (once, through the outbox)."""
     services = context.services
-    for event, members in await services.call(outbox.events_to_remind, now=services.clock()):
+    for event, members in await services.call_long(outbox.events_to_remind, now=services.clock()):
         if not members:
             continue
         when = format_due(event.starts_at, services.settings.zone, "sv")
-        await services.call(
+        await services.call_long(
             outbox.create_broadcast,
             kind="reminder",
             topic=event.topic,

@@ -801,7 +801,7 @@ async def queue_command(update: Update, context: ConciergeContext) -> None:
     """List open cases, oldest first, with age and deadline state."""
     if not await _desk_command_allowed(update, context, "queue"):
         return
-    cases = await context.services.call(desk.open_cases)
+    cases = await context.services.call_long(desk.open_cases)
     await _reply(update, context, _queue_text(context.services, cases))
 
 
@@ -840,7 +840,7 @@ async def mine_command(update: Update, context: ConciergeContext) -> None:
         return
     user = update.effective_user
     assert user is not None
-    cases = await context.services.call(desk.cases_of_coordinator, coordinator_id=user.id)
+    cases = await context.services.call_long(desk.cases_of_coordinator, coordinator_id=user.id)
     if not cases:
         await _reply(update, context, text("desk_mine_empty", DESK_LANGUAGE))
         return
@@ -961,11 +961,11 @@ async def check_deadlines(context: ConciergeContext) -> None:
     services = context.services
     if services.settings.coordinator_chat_id is None:
         return
-    for case in await services.call(desk.unannounced_cases, now=services.clock()):
+    for case in await services.call_long(desk.unannounced_cases, now=services.clock()):
         if case.id is not None:
             await announce_case(context, case.id)
     settings = services.settings
-    due = await services.call(
+    due = await services.call_long(
         desk.reminders_due,
         now=context.services.clock(),
         hours=settings.office_hours,
@@ -996,7 +996,7 @@ async def morning_digest(context: ConciergeContext) -> None:
         return
     if not await services.call(desk.claim_digest, day=today.isoformat()):
         return
-    cases = await services.call(desk.open_cases)
+    cases = await services.call_long(desk.open_cases)
     header = text("desk_digest_header", DESK_LANGUAGE)
     body = (
         _queue_text(services, cases, header)

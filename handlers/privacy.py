@@ -77,7 +77,7 @@ async def forget_pressed(update: Update, context: ConciergeContext) -> None:
         await send(context, query.message.chat.id, text("forget_cancelled", language))
         return
     services = context.services
-    report = await services.call(
+    report = await services.call_long(
         privacy.forget_member,
         member_id=user.id,
         retention_days=services.settings.case_retention_days,

@@ -51,7 +51,9 @@ _CHOICE = re.compile(r"^cl:(\d{1,9}):(\d{1,2}|none)$")
 _PENDING = re.compile(r"^pm:(\d{1,9}):([cn])$")
 _EASY_READ = re.compile(r"^ll:(\d{1,9})$")
 # "typing…" is shown only when the answer takes longer than this (seconds): most come within
-# a fraction of a second, and each chat action is one more request to Telegram.
+# a fraction of a second, and each chat action is one more request to Telegram. With the
+# database work on the event loop's thread (SQLite's default, ``Services.call``), it is shown
+# while the answer waits for its turn, not while the loop itself is working it out.
 TYPING_AFTER = 1.0
 
 

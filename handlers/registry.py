@@ -109,7 +109,7 @@ async def answer_registration(
     context: ConciergeContext, member_id: int, chat_id: int, typed: str, language: str
 ) -> None:
     """``typed`` is the answer to the registration's current step."""
-    prompt = await context.services.call(associations.answer, member_id=member_id, text=typed)
+    prompt = await context.services.call_long(associations.answer, member_id=member_id, text=typed)
     await show_prompt(context, chat_id, prompt, language)
 
 
@@ -123,7 +123,7 @@ async def registration_button(update: Update, context: ConciergeContext) -> None
     await query.answer()
     if match is None:
         return
-    prompt = await context.services.call(
+    prompt = await context.services.call_long(
         associations.answer,
         member_id=member.id,
         choice=match.group(2),
@@ -192,7 +192,7 @@ async def find_command(update: Update, context: ConciergeContext) -> None:
             keyboard=keyboard,
         )
         return
-    found = await context.services.call(associations.find, query=words)
+    found = await context.services.call_long(associations.find, query=words)
     await send(context, update.effective_chat.id, _found_text(found, member.language))
 
 
@@ -203,7 +203,7 @@ async def find_button(update: Update, context: ConciergeContext) -> None:
     if query is None or member is None or match is None or query.message is None:
         return
     await query.answer()
-    found = await context.services.call(associations.find, category=match.group(1))
+    found = await context.services.call_long(associations.find, category=match.group(1))
     await send(context, query.message.chat.id, _found_text(found, member.language))
 
 
@@ -301,7 +301,7 @@ async def remind_entries(context: ConciergeContext) -> None:
     """Daily: contacts whose entry was confirmed a year ago are asked to confirm it."""
     services = context.services
     now = services.clock()
-    for association in await services.call(associations.due_for_confirmation, now=now):
+    for association in await services.call_long(associations.due_for_confirmation, now=now):
         assert association.id is not None
         keyboard = InlineKeyboardMarkup(
             [

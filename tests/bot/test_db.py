@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from bot.app import Services, build_services, database_threads
 from bot.config import Settings
-from bot.db import get_row, insert_row, make_engine
+from bot.db import get_row, insert_row, make_engine, writer_busy
 from bot.models import Member, Question, utcnow
 from knowledge.loading import Routing
 
@@ -42,12 +42,16 @@ def test_a_writer_holds_the_lock_other_processes_queue_on(tmp_path: Path) -> Non
     with first.begin() as connection:
         connection.execute(sa.text("CREATE TABLE note (text TEXT)"))
     assert lock_is_free(lock_file)
+    assert not writer_busy(first) and not writer_busy(second)
 
     with first.connect() as connection:
         connection.execute(sa.text("SELECT count(*) FROM note")).scalar_one()
         assert lock_is_free(lock_file), "reading takes no lock"
+        assert not writer_busy(second)
         connection.execute(sa.text("INSERT INTO note VALUES ('first')"))
         assert not lock_is_free(lock_file), "a write holds it until the transaction ends"
+        assert writer_busy(first), "this process writes"
+        assert writer_busy(second), "the other process sees a writer"
 
         written = threading.Event()
 
@@ -196,3 +200,52 @@ async def test_a_call_waiting_its_turn_can_be_given_up_and_errors_reach_the_call
     # The queue goes on after an error.
     await services.call(step, name="after")
     assert ran[-1] == "after"
+
+
+async def test_while_a_long_job_writes_a_call_waits_for_it_on_a_thread_not_on_the_loop(
+    settings: Settings, shipped_routing: Routing
+) -> None:
+    services = _with_threads(settings, shipped_routing, 0)
+    writing, finish = threading.Event(), threading.Event()
+
+    def long_job(session: Session) -> None:
+        now = utcnow()
+        session.add(Member(id=1, first_name="Job", created_at=now, last_seen_at=now))
+        session.flush()  # holds the writer from here to the commit
+        writing.set()
+        finish.wait(10)
+        session.commit()
+
+    def member_writes(session: Session) -> str:
+        now = utcnow()
+        session.add(Member(id=2, first_name="Anna", created_at=now, last_seen_at=now))
+        session.commit()
+        return threading.current_thread().name
+
+    job = asyncio.ensure_future(services.call_long(long_job))
+    await asyncio.to_thread(writing.wait, 10)
+    call = asyncio.ensure_future(services.call(member_writes))
+    turns = 0
+    for _ in range(20):  # the loop goes on turning while the call waits for the writer
+        await asyncio.sleep(0.005)
+        turns += 1
+    assert turns == 20 and not call.done()
+    finish.set()
+    assert (await call).startswith("database")
+    await job
+    with Session(services.engine) as session:
+        assert {m.id for m in session.exec(select(Member))} == {1, 2}
+    assert not writer_busy(services.engine)
+    services.close()
+
+
+async def test_a_stop_iteration_from_a_call_reaches_the_caller_as_an_error(
+    settings: Settings, shipped_routing: Routing
+) -> None:
+    services = _with_threads(settings, shipped_routing, 0)
+
+    def exhausted(session: Session) -> None:
+        next(iter(()))
+
+    with pytest.raises(RuntimeError, match="StopIteration"):
+        await asyncio.wait_for(services.call(exhausted), 5)
