@@ -170,23 +170,31 @@ class LoopTurns:
     network handled between two pieces, so that a burst of updates does not hold up the
     replies already on their way (doing them all at once doubled p99 at think 3).
 
-    When its turn comes and ``busy()`` (someone else is writing: a long job on a thread,
-    another process), a piece goes to a thread of ``elsewhere()`` instead: there it waits for
-    the writer, and the loop does not.
+    When its turn comes and ``busy()`` (someone else holds the writer: a job on a thread,
+    another process), a piece waits for it without holding up the loop: it looks again every
+    millisecond, and once someone has been writing for ``patience`` seconds (a long job) it
+    goes to a thread of ``elsewhere()``, to wait there. Not at once: a piece on a thread that
+    writes makes the next one wait too, and the next, and all would end up on threads.
     """
+
+    LOOK_AGAIN = 0.001
 
     def __init__(
         self,
         *,
         busy: Callable[[], bool] = lambda: False,
         elsewhere: Callable[[], Executor] | None = None,
+        patience: float = 0.02,
     ) -> None:
         self._busy = busy
         self._elsewhere = elsewhere
+        self._patience = patience
         # One queue per event loop (a test's, a run's): a loop only ever runs its own.
         self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Waiting] = (
             weakref.WeakKeyDictionary()
         )
+        # Since when someone else has been writing, as far as the last look saw.
+        self._busy_since: float | None = None
 
     async def run(self, work: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -198,30 +206,51 @@ class LoopTurns:
         return await future
 
     def _next(self, waiting: _Waiting) -> None:
-        future, context, work = waiting.popleft()
+        future, context, work = waiting[0]
+        loop = future.get_loop()
+        here = True
+        if not future.cancelled() and self._elsewhere is not None and self._busy():
+            now = loop.time()
+            if self._busy_since is None:
+                self._busy_since = now
+            if now - self._busy_since < self._patience:
+                loop.call_later(self.LOOK_AGAIN, self._next, waiting)
+                return
+            here = False
+        else:
+            self._busy_since = None
+        waiting.popleft()
         try:
             if future.cancelled():  # the caller stopped waiting (a timeout, say)
-                return
-            if self._elsewhere is not None and self._busy():
-                done = future.get_loop().run_in_executor(self._elsewhere(), context.run, work)
+                pass
+            elif not here:
+                assert self._elsewhere is not None
+                done = loop.run_in_executor(self._elsewhere(), context.run, work)
                 done.add_done_callback(functools.partial(_settle, future))
-                return
-            try:
-                result = context.run(work)
-            except StopIteration as exc:  # a future cannot hold it
-                future.set_exception(RuntimeError(f"StopIteration: {exc}"))
-            except Exception as exc:
-                future.set_exception(exc)
-            except BaseException:
-                future.cancel()  # the caller is not left waiting; the loop gets it
-                raise
             else:
-                future.set_result(result)
+                _run(future, context, work)
         finally:
             # The next piece in the loop's next turn: after what this one made ready, and
             # after what came in over the network meanwhile.
             if waiting:
-                future.get_loop().call_soon(self._next, waiting)
+                loop.call_soon(self._next, waiting)
+
+
+def _run(
+    future: asyncio.Future[Any], context: contextvars.Context, work: Callable[[], Any]
+) -> None:
+    """``work`` here and now; what it returns or raises goes to ``future``."""
+    try:
+        result = context.run(work)
+    except StopIteration as exc:  # a future cannot hold it
+        future.set_exception(RuntimeError(f"StopIteration: {exc}"))
+    except Exception as exc:
+        future.set_exception(exc)
+    except BaseException:
+        future.cancel()  # the caller is not left waiting; the loop gets the exception
+        raise
+    else:
+        future.set_result(result)
 
 
 def _settle(future: asyncio.Future[Any], done: asyncio.Future[Any]) -> None:

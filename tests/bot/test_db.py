@@ -8,13 +8,14 @@ import asyncio
 import fcntl
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from bot.app import Services, build_services, database_threads
+from bot.app import LoopTurns, Services, build_services, database_threads
 from bot.config import Settings
 from bot.db import get_row, insert_row, make_engine, writer_busy
 from bot.models import Member, Question, utcnow
@@ -249,3 +250,23 @@ async def test_a_stop_iteration_from_a_call_reaches_the_caller_as_an_error(
 
     with pytest.raises(RuntimeError, match="StopIteration"):
         await asyncio.wait_for(services.call(exhausted), 5)
+
+
+async def test_a_turn_waits_for_a_short_writer_on_the_loop_for_a_long_one_on_a_thread() -> None:
+    writing = [True]
+    with ThreadPoolExecutor(1, thread_name_prefix="elsewhere") as threads:
+
+        def where() -> str:
+            return threading.current_thread().name
+
+        patient = LoopTurns(busy=lambda: writing[0], elsewhere=lambda: threads, patience=60)
+        call = asyncio.ensure_future(patient.run(where))
+        for _ in range(10):  # looks again and again; the loop goes on meanwhile
+            await asyncio.sleep(0.002)
+        assert not call.done()
+        writing[0] = False
+        assert await call == threading.current_thread().name, "run on the loop once free"
+
+        writing[0] = True
+        impatient = LoopTurns(busy=lambda: writing[0], elsewhere=lambda: threads, patience=0)
+        assert (await impatient.run(where)).startswith("elsewhere")
