@@ -31,7 +31,39 @@ _READING = ("SELECT", "PRAGMA", "EXPLAIN")
 M = TypeVar("M", bound=SQLModel)
 
 
-def _one_writer_at_a_time(lock_file: str | None = None) -> type[sqlite3.Connection]:
+class _Writer:
+    """The writer of one SQLite file: this process's lock, and the file beside the database
+    that writers of every process ``flock`` (none for an in-memory database)."""
+
+    def __init__(self, lock_file: str | None) -> None:
+        self.lock = threading.Lock()
+        self.lock_file = lock_file
+        self._probe: int | None = None  # a descriptor of the lock file, to look without waiting
+
+    def __del__(self) -> None:
+        if self._probe is not None:
+            os.close(self._probe)
+
+    def busy(self) -> bool:
+        """Whether someone (of this process or another) is writing now."""
+        if self.lock.locked():
+            return True
+        if self.lock_file is None:
+            return False
+        try:
+            if self._probe is None:
+                flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+                self._probe = os.open(self.lock_file, flags, 0o600)
+            fcntl.flock(self._probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False  # cannot tell: the writer itself will say what is wrong
+        fcntl.flock(self._probe, fcntl.LOCK_UN)
+        return False
+
+
+def _one_writer_at_a_time(writer: _Writer) -> type[sqlite3.Connection]:
     """sqlite3 connections that queue for writing, inside this process and across processes.
 
     SQLite lets one transaction write at a time; a second writer is refused and retries after
@@ -39,14 +71,14 @@ def _one_writer_at_a_time(lock_file: str | None = None) -> type[sqlite3.Connecti
     the writer before them (``bench/load.py``: answers held up to several hundred ms). Here a
     transaction takes a lock with its first write and gives it back when it commits or rolls
     back: the next writer starts the moment the one before it is done. Reads never wait (WAL).
-    With ``lock_file``, the writer also holds an exclusive ``flock`` on it, so that writers in
+    With a ``lock_file``, the writer also holds an exclusive ``flock`` on it, so that writers in
     other processes on the same file (``concierge run`` twice) queue the same way instead of
     meeting SQLite's sleeps (two processes, think 0: +7–17 % updates/s, ``bench/load.py
     --instances 2``). The kernel lets go of it when a process dies; waiting for it has no time
     limit (a writer stuck elsewhere holds everyone up, as SQLite's lock would, only without the
     error after 30 s). A write by anything else (the sqlite3 shell) meets SQLite's busy timeout.
     """
-    lock = threading.Lock()
+    lock, lock_file = writer.lock, writer.lock_file
     held: list[int] = []  # the lock file, open while this process writes
 
     def queue_across_processes() -> None:
@@ -74,9 +106,6 @@ def _one_writer_at_a_time(lock_file: str | None = None) -> type[sqlite3.Connecti
 
     class Connection(sqlite3.Connection):
         writing = False
-        # This process's writer and the file other processes' writers hold, for ``writer_busy``.
-        writer_lock = lock
-        writer_file = lock_file
 
         def wants_to_write(self, sql: str) -> None:
             if self.writing or sql.lstrip()[:7].upper().startswith(_READING):
@@ -130,17 +159,17 @@ def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         database = sa.make_url(url).database
         lock_file = f"{database}.writing" if database and database != ":memory:" else None
-        factory = _one_writer_at_a_time(lock_file)
+        writer = _Writer(lock_file)
         engine = create_engine(
             url,
             connect_args={
                 "check_same_thread": False,
                 "timeout": SQLITE_WRITE_WAIT,
-                "factory": factory,
+                "factory": _one_writer_at_a_time(writer),
             },
             hide_parameters=True,  # error messages must not carry what members wrote
         )
-        _WRITERS[engine] = _Writer(factory.writer_lock, factory.writer_file)  # type: ignore[attr-defined]
+        _WRITERS[engine] = writer
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(connection, _record):  # type: ignore[no-untyped-def]
@@ -152,33 +181,6 @@ def make_engine(url: str) -> sa.Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
-
-
-class _Writer:
-    """How to tell whether someone writes to one SQLite file: this process's lock, and a
-    descriptor of the file beside it that other processes' writers ``flock``."""
-
-    def __init__(self, lock: threading.Lock, lock_file: str | None) -> None:
-        self.lock = lock
-        self.lock_file = lock_file
-        self._probe: int | None = None
-
-    def busy(self) -> bool:
-        if self.lock.locked():
-            return True
-        if self.lock_file is None:
-            return False
-        try:
-            if self._probe is None:
-                flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
-                self._probe = os.open(self.lock_file, flags, 0o600)
-            fcntl.flock(self._probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        except OSError:
-            return False  # cannot tell: the writer itself will say what is wrong
-        fcntl.flock(self._probe, fcntl.LOCK_UN)
-        return False
 
 
 _WRITERS: weakref.WeakKeyDictionary[sa.Engine, _Writer] = weakref.WeakKeyDictionary()
