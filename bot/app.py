@@ -208,7 +208,7 @@ class LoopTurns:
     def _next(self, waiting: _Waiting) -> None:
         future, context, work = waiting[0]
         loop = future.get_loop()
-        here = True
+        thread: Executor | None = None
         if not future.cancelled() and self._elsewhere is not None and self._busy():
             now = loop.time()
             if self._busy_since is None:
@@ -216,16 +216,15 @@ class LoopTurns:
             if now - self._busy_since < self._patience:
                 loop.call_later(self.LOOK_AGAIN, self._next, waiting)
                 return
-            here = False
+            thread = self._elsewhere()
         else:
             self._busy_since = None
         waiting.popleft()
         try:
             if future.cancelled():  # the caller stopped waiting (a timeout, say)
                 pass
-            elif not here:
-                assert self._elsewhere is not None
-                done = loop.run_in_executor(self._elsewhere(), context.run, work)
+            elif thread is not None:
+                done = loop.run_in_executor(thread, context.run, work)
                 done.add_done_callback(functools.partial(_settle, future))
             else:
                 _run(future, context, work)

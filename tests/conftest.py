@@ -111,6 +111,11 @@ def settings(api: LoopbackBotApi, tmp_path: Path, engine: sa.Engine) -> Settings
     )
 
 
+def services_with_threads(settings: Settings, routing: Routing, threads: int) -> Services:
+    """Services whose ``call`` has ``threads`` database threads (0: on the event loop)."""
+    return build_services(settings.model_copy(update={"database_threads": threads}), routing)
+
+
 @pytest.fixture
 def services(settings: Settings, shipped_routing: Routing) -> Iterator[Services]:
     services = build_services(settings, routing=shipped_routing)

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from conftest import services_with_threads
 from sqlmodel import Session, select
 
-from bot.app import LoopTurns, Services, build_services, database_threads
+from bot.app import LoopTurns, database_threads
 from bot.config import Settings
 from bot.db import get_row, insert_row, make_engine, writer_busy
 from bot.models import Member, Question, utcnow
@@ -134,10 +135,6 @@ def test_database_threads_none_for_sqlite_some_for_a_server(
     assert database_threads(chosen, sqlite) == database_threads(chosen, server) == 3
 
 
-def _with_threads(settings: Settings, routing: Routing, threads: int) -> Services:
-    return build_services(settings.model_copy(update={"database_threads": threads}), routing)
-
-
 def _thread_name(session: Session) -> str:
     session.exec(select(Member)).all()
     return threading.current_thread().name
@@ -146,7 +143,7 @@ def _thread_name(session: Session) -> str:
 async def test_service_calls_run_on_the_database_threads(
     settings: Settings, shipped_routing: Routing
 ) -> None:
-    services = _with_threads(settings, shipped_routing, 2)
+    services = services_with_threads(settings, shipped_routing, 2)
     names = await asyncio.gather(*(services.call(_thread_name) for _ in range(8)))
     assert all(name.startswith("database") for name in names)
     assert len(set(names)) <= 2
@@ -158,7 +155,7 @@ async def test_service_calls_run_on_the_database_threads(
 async def test_without_threads_calls_take_turns_on_the_loop_and_long_ones_get_a_thread(
     settings: Settings, shipped_routing: Routing
 ) -> None:
-    services = _with_threads(settings, shipped_routing, 0)
+    services = services_with_threads(settings, shipped_routing, 0)
     happened: list[str] = []
 
     def step(session: Session, name: str) -> str:
@@ -180,7 +177,7 @@ async def test_without_threads_calls_take_turns_on_the_loop_and_long_ones_get_a_
 async def test_a_call_waiting_its_turn_can_be_given_up_and_errors_reach_the_caller(
     settings: Settings, shipped_routing: Routing
 ) -> None:
-    services = _with_threads(settings, shipped_routing, 0)
+    services = services_with_threads(settings, shipped_routing, 0)
     ran: list[str] = []
 
     def step(session: Session, name: str) -> None:
@@ -208,7 +205,7 @@ async def test_while_a_long_job_writes_a_call_waits_for_it_on_a_thread_not_on_th
 ) -> None:
     # SQLite's one writer at a time, whatever database the rest of the suite runs on.
     on_sqlite = settings.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'w.db'}"})
-    services = _with_threads(on_sqlite, shipped_routing, 0)
+    services = services_with_threads(on_sqlite, shipped_routing, 0)
     writing, finish = threading.Event(), threading.Event()
 
     def long_job(session: Session) -> None:
@@ -245,7 +242,7 @@ async def test_while_a_long_job_writes_a_call_waits_for_it_on_a_thread_not_on_th
 async def test_a_stop_iteration_from_a_call_reaches_the_caller_as_an_error(
     settings: Settings, shipped_routing: Routing
 ) -> None:
-    services = _with_threads(settings, shipped_routing, 0)
+    services = services_with_threads(settings, shipped_routing, 0)
 
     def exhausted(session: Session) -> None:
         next(iter(()))

@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from conftest import services_with_threads
 from telegram import Update
 from telegram.ext import Application
 
-from bot.app import MEMBER_COMMANDS, Services, build_application, build_services
+from bot.app import MEMBER_COMMANDS, Services, build_application
 from bot.config import Settings
 from bot.loopback import LoopbackBotApi
 from bot.services import conversation
@@ -92,9 +93,7 @@ async def test_typing_is_shown_while_an_answer_is_slow_to_come(
 ) -> None:
     # With the database work on a thread (PostgreSQL's default): on SQLite it runs on the
     # event loop's thread by default, which then cannot send anything until it is done.
-    threaded = build_services(
-        settings.model_copy(update={"database_threads": 1}), routing=shipped_routing
-    )
+    threaded = services_with_threads(settings, shipped_routing, 1)
     app = build_application(settings, threaded)
     await app.initialize()
     route = conversation.receive_text
